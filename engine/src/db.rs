@@ -1,0 +1,657 @@
+//! The database: opens the data directory (blocks + WAL replay into the head),
+//! hands out appenders and queriers, and runs maintenance — cutting the head
+//! into blocks, WAL checkpoints, compaction, retention — on a background
+//! thread (or on demand with [`Db::compact`]).
+//!
+//! Data directory layout (FORMAT.md "Data directory"):
+//! `lock`, `wal/` (segments and checkpoints), one directory per block named by
+//! its ULID, `corrupt/` for quarantined blocks.
+
+use crate::block::{Block, BlockMeta};
+use crate::compact;
+use crate::error::{Error, Result};
+use crate::head::{Appender, Head, HeadCounters, HeadOptions};
+use crate::io::{self, DirLock};
+use crate::labels::Matcher;
+use crate::query::Querier;
+use crate::record::{self, Record};
+use crate::retention;
+use crate::wal::{SyncMode, Wal, WalOptions};
+use parking_lot::{Condvar, Mutex, RwLock};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// One hour in milliseconds.
+pub const HOUR_MS: i64 = 3_600_000;
+/// One day in milliseconds.
+pub const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// Database settings. `Default` matches Prometheus' defaults and sonde's flags.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Length of a level-1 block (`--storage.tsdb.min-block-duration`, 2 h).
+    pub block_range_ms: i64,
+    /// Largest block compaction may build; `None`: 10 % of the time retention, at most 31 days.
+    pub max_block_duration_ms: Option<i64>,
+    /// Blocks wholly older than this before the newest data are deleted (`--storage.tsdb.retention.time`, 30 d); `None` keeps them.
+    pub retention_ms: Option<i64>,
+    /// Oldest blocks are deleted while the blocks take more bytes than this (`--storage.tsdb.retention.size`).
+    pub retention_bytes: Option<u64>,
+    /// What an acknowledged append survives (`--storage.tsdb.wal-sync`).
+    pub wal_sync: SyncMode,
+    /// WAL segment size.
+    pub wal_segment_size: u64,
+    /// Out-of-order samples this far behind the newest sample are accepted (0 = none, as Prometheus' default).
+    pub ooo_window_ms: i64,
+    /// Samples per head chunk (Prometheus cuts at 120).
+    pub head_chunk_samples: usize,
+    /// Run maintenance on a background thread.
+    pub background: bool,
+    /// How often the background thread checks for work.
+    pub maintenance_interval: Duration,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            block_range_ms: 2 * HOUR_MS,
+            max_block_duration_ms: None,
+            retention_ms: Some(30 * DAY_MS),
+            retention_bytes: None,
+            wal_sync: SyncMode::Interval(Duration::from_secs(1)),
+            wal_segment_size: 128 << 20,
+            ooo_window_ms: 0,
+            head_chunk_samples: 120,
+            background: true,
+            maintenance_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// What happened during open (for logs and metrics).
+#[derive(Debug, Default, Clone)]
+pub struct OpenReport {
+    /// WAL records replayed.
+    pub wal_records: u64,
+    /// Time spent replaying.
+    pub replay_duration: Duration,
+    /// Blocks moved to `corrupt/` because they failed verification.
+    pub quarantined: Vec<(PathBuf, String)>,
+    /// A torn WAL tail that was truncated.
+    pub wal_torn_tail: Option<(PathBuf, u64)>,
+    /// A WAL corruption that was repaired by moving the rest aside.
+    pub wal_corruption: Option<String>,
+}
+
+/// Counters of maintenance work.
+#[derive(Default, Debug)]
+pub struct DbCounters {
+    /// Head blocks written.
+    pub head_compactions: AtomicU64,
+    /// Block merges done.
+    pub compactions: AtomicU64,
+    /// Failed maintenance runs.
+    pub compaction_failures: AtomicU64,
+    /// Blocks deleted by retention.
+    pub retention_deletions: AtomicU64,
+    /// Blocks quarantined.
+    pub quarantined: AtomicU64,
+    /// WAL checkpoints written.
+    pub checkpoints: AtomicU64,
+}
+
+/// A point-in-time summary.
+#[derive(Debug, Clone)]
+pub struct DbStats {
+    /// Series in the head.
+    pub head_series: usize,
+    /// Oldest head sample (i64::MAX if empty).
+    pub head_min_t: i64,
+    /// Newest head sample (i64::MIN if empty).
+    pub head_max_t: i64,
+    /// Blocks, oldest first.
+    pub blocks: Vec<BlockMeta>,
+    /// Bytes in blocks.
+    pub block_bytes: u64,
+    /// Bytes in the WAL directory.
+    pub wal_bytes: u64,
+}
+
+struct Inner {
+    dir: PathBuf,
+    opts: Options,
+    head: Arc<Head>,
+    blocks: RwLock<Vec<Arc<Block>>>,
+    maintenance: Mutex<()>,
+    counters: DbCounters,
+    closed: AtomicBool,
+    stop: Mutex<bool>,
+    wake: Condvar,
+    _lock: DirLock,
+}
+
+/// The storage engine's handle. Cheap to share behind an `Arc`; all methods take `&self`.
+pub struct Db {
+    inner: Arc<Inner>,
+    bg: Mutex<Option<std::thread::JoinHandle<()>>>,
+    report: OpenReport,
+}
+
+fn is_ulid(name: &str) -> bool {
+    name.len() == 26 && ulid::Ulid::from_string(name).is_ok()
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+}
+
+impl Db {
+    /// Opens (creating) the store in `dir`: removes leftovers of interrupted
+    /// writes, verifies blocks (quarantining bad ones), replays the WAL.
+    pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Db> {
+        let dir = dir.as_ref().to_path_buf();
+        io::create_dir_durable(&dir)?;
+        let lock = DirLock::acquire(&dir)?;
+        let mut report = OpenReport::default();
+
+        // Leftovers: half-written blocks and half-deleted ones.
+        let mut block_dirs = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(|e| Error::io("read dir", &dir, e))? {
+            let e = e.map_err(|e| Error::io("read dir", &dir, e))?;
+            let name = e.file_name().to_string_lossy().to_string();
+            let path = e.path();
+            if !path.is_dir() {
+                continue;
+            }
+            if name.ends_with(".tmp") || name.ends_with(".tmp-for-deletion") {
+                tracing::info!(dir = %path.display(), "removing leftover of an interrupted block write or deletion");
+                std::fs::remove_dir_all(&path).map_err(|e| Error::io("remove", &path, e))?;
+            } else if is_ulid(&name) {
+                block_dirs.push(path);
+            }
+        }
+        block_dirs.sort();
+        let mut blocks = Vec::new();
+        for p in block_dirs {
+            match Block::open(&p) {
+                Ok(b) => blocks.push(Arc::new(b)),
+                Err(e) => {
+                    let dst = quarantine(&dir, &p)?;
+                    tracing::error!(block = %p.display(), moved_to = %dst.display(), error = %e, "block failed verification; quarantined");
+                    report.quarantined.push((p, e.to_string()));
+                }
+            }
+        }
+        // Parents of a block that is in place were compacted: finish deleting them.
+        let superseded: std::collections::HashSet<String> =
+            blocks.iter().flat_map(|b| b.meta().compaction.parents.clone()).collect();
+        let (gone, kept): (Vec<_>, Vec<_>) = blocks.into_iter().partition(|b| superseded.contains(&b.meta().ulid));
+        for b in gone {
+            delete_block_dir(&dir, b.dir())?;
+        }
+        let mut blocks = kept;
+        blocks.sort_by_key(|b| b.meta().min_time);
+
+        let head = Arc::new(Head::new(HeadOptions {
+            block_range_ms: opts.block_range_ms,
+            ooo_window_ms: opts.ooo_window_ms,
+            chunk_samples: opts.head_chunk_samples.max(1),
+        }));
+        if let Some(max) = blocks.iter().map(|b| b.meta().max_time).max() {
+            head.set_min_valid_t(max);
+        }
+
+        let wal_opts = WalOptions { segment_size: opts.wal_segment_size, sync: opts.wal_sync.clone() };
+        let started = Instant::now();
+        let mut replay = Replay::new(&head);
+        let (wal, wal_report) = Wal::open(&dir.join("wal"), wal_opts, |payload| replay.record(payload))?;
+        replay.finish();
+        report.wal_records = wal_report.records;
+        report.replay_duration = started.elapsed();
+        report.wal_torn_tail = wal_report.torn_tail.clone();
+        report.wal_corruption = wal_report.corruption.as_ref().map(|c| {
+            format!("{} at offset {}: {}; rest moved to {}", c.file.display(), c.offset, c.reason, c.moved_to.display())
+        });
+        let _ = head.wal.set(wal);
+        tracing::info!(
+            records = report.wal_records,
+            series = head.num_series(),
+            blocks = blocks.len(),
+            elapsed_ms = report.replay_duration.as_millis() as u64,
+            "storage opened"
+        );
+
+        let inner = Arc::new(Inner {
+            dir,
+            opts,
+            head,
+            blocks: RwLock::new(blocks),
+            maintenance: Mutex::new(()),
+            counters: DbCounters::default(),
+            closed: AtomicBool::new(false),
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            _lock: lock,
+        });
+        inner.counters.quarantined.store(report.quarantined.len() as u64, Ordering::Relaxed);
+        let bg = if inner.opts.background {
+            let i = inner.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("sonde-maintenance".into())
+                    .spawn(move || background(i))
+                    .map_err(|e| Error::io("spawn maintenance thread", PathBuf::new(), e))?,
+            )
+        } else {
+            None
+        };
+        Ok(Db { inner, bg: Mutex::new(bg), report })
+    }
+
+    /// What open found and did.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    /// A new appender. Appenders are independent; many can commit concurrently.
+    pub fn appender(&self) -> Appender {
+        Appender::new(self.inner.head.clone())
+    }
+
+    /// A querier over `[min_t, max_t]` (inclusive).
+    pub fn querier(&self, min_t: i64, max_t: i64) -> Result<Querier> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(Error::Closed);
+        }
+        Ok(Querier::new(self.inner.head.clone(), self.inner.blocks.read().clone(), min_t, max_t))
+    }
+
+    /// Runs maintenance now: cuts the head into blocks as far as it is due,
+    /// compacts blocks, applies retention.
+    pub fn compact(&self) -> Result<()> {
+        self.inner.maintain()
+    }
+
+    /// Deletes samples of matching series in `[min_t, max_t]` (tombstones; space is reclaimed by compaction
+    /// or [`Db::clean_tombstones`]). Returns how many series were touched.
+    pub fn delete_series(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<usize> {
+        let _g = self.inner.maintenance.lock();
+        let mut n = self.inner.head.delete(matchers, min_t, max_t)?;
+        for b in self.inner.blocks.read().iter() {
+            n += b.delete(matchers, min_t, max_t)?;
+        }
+        Ok(n)
+    }
+
+    /// Rewrites every block that has tombstones without the deleted data.
+    pub fn clean_tombstones(&self) -> Result<()> {
+        let _g = self.inner.maintenance.lock();
+        let todo: Vec<Arc<Block>> = self.inner.blocks.read().iter().filter(|b| b.has_tombstones()).cloned().collect();
+        for b in todo {
+            let m = b.meta().clone();
+            let new = compact::merge(&self.inner.dir, std::slice::from_ref(&b), m.min_time, m.max_time)?;
+            self.inner.replace_blocks(&[b], new)?;
+        }
+        Ok(())
+    }
+
+    /// Writes a consistent copy of the store into `dst`: blocks as hard links,
+    /// and with `with_head` the head's data as one more block. Returns the directory.
+    pub fn snapshot(&self, dst: &Path, with_head: bool) -> Result<PathBuf> {
+        let _g = self.inner.maintenance.lock();
+        io::create_dir_durable(dst)?;
+        for b in self.inner.blocks.read().iter() {
+            b.link_into(dst)?;
+        }
+        if with_head {
+            let h = &self.inner.head;
+            if h.min_t() <= h.max_t() {
+                compact::write_head_block(dst, h, h.min_t(), h.max_t().saturating_add(1))?;
+            }
+        }
+        io::sync_dir(dst)?;
+        Ok(dst.to_path_buf())
+    }
+
+    /// A summary of the store.
+    pub fn stats(&self) -> DbStats {
+        let blocks = self.inner.blocks.read();
+        let wal_bytes = self.inner.head.wal.get().and_then(|w| w.size_bytes().ok()).unwrap_or(0);
+        DbStats {
+            head_series: self.inner.head.num_series(),
+            head_min_t: self.inner.head.min_t(),
+            head_max_t: self.inner.head.max_t(),
+            blocks: blocks.iter().map(|b| b.meta().clone()).collect(),
+            block_bytes: blocks.iter().map(|b| b.size()).sum(),
+            wal_bytes,
+        }
+    }
+
+    /// Head ingestion counters.
+    pub fn head_counters(&self) -> &HeadCounters {
+        &self.inner.head.counters
+    }
+
+    /// Maintenance counters.
+    pub fn counters(&self) -> &DbCounters {
+        &self.inner.counters
+    }
+
+    /// (label name, label value, series count) for every pair in the head (cardinality statistics).
+    pub fn head_label_pairs(&self) -> Vec<(String, String, usize)> {
+        self.inner.head.pair_counts()
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Stops maintenance and syncs the WAL. Later appends fail; the head is
+    /// not flushed into a block (the WAL replays it at the next open).
+    pub fn close(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        *self.inner.stop.lock() = true;
+        self.inner.wake.notify_all();
+        if let Some(h) = self.bg.lock().take() {
+            let _ = h.join();
+        }
+        let _g = self.inner.maintenance.lock();
+        if let Some(w) = self.inner.head.wal.get() {
+            w.close()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Db {
+    fn drop(&mut self) {
+        if let Err(e) = self.close() {
+            tracing::error!(error = %e, "closing storage");
+        }
+    }
+}
+
+fn background(inner: Arc<Inner>) {
+    loop {
+        {
+            let mut stop = inner.stop.lock();
+            if *stop {
+                return;
+            }
+            inner.wake.wait_for(&mut stop, inner.opts.maintenance_interval);
+            if *stop {
+                return;
+            }
+        }
+        if let Err(e) = inner.maintain() {
+            inner.counters.compaction_failures.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(error = %e, "storage maintenance failed; will retry");
+        }
+    }
+}
+
+impl Inner {
+    fn max_block_duration(&self) -> i64 {
+        self.opts.max_block_duration_ms.unwrap_or_else(|| {
+            let ten_percent = self.opts.retention_ms.map(|r| r / 10).unwrap_or(31 * DAY_MS);
+            ten_percent.clamp(self.opts.block_range_ms, 31 * DAY_MS)
+        })
+    }
+
+    fn maintain(&self) -> Result<()> {
+        let _g = self.maintenance.lock();
+        if self.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        self.cut_head()?;
+        self.compact_blocks()?;
+        self.apply_retention()
+    }
+
+    /// Persists the oldest block range of the head while the head spans more
+    /// than 1.5 block ranges (Prometheus' rule), then truncates the head and
+    /// checkpoints the WAL.
+    fn cut_head(&self) -> Result<()> {
+        let head = &self.head;
+        let range = self.opts.block_range_ms;
+        let mut cut = false;
+        loop {
+            let (lo, hi) = (head.min_t(), head.max_t());
+            if lo > hi || hi.saturating_sub(lo) <= range / 2 * 3 {
+                break;
+            }
+            let a = lo.div_euclid(range) * range;
+            let b = a + range;
+            // No append may land in [a, b) from here on (see head.rs invariants).
+            head.set_min_valid_t(b);
+            if let Some(meta) = compact::write_head_block(&self.dir, head, a, b)? {
+                let block = Arc::new(Block::open(&self.dir.join(&meta.ulid))?);
+                let mut bl = self.blocks.write();
+                bl.push(block);
+                bl.sort_by_key(|b| b.meta().min_time);
+                self.counters.head_compactions.fetch_add(1, Ordering::Relaxed);
+            }
+            head.truncate(b);
+            cut = true;
+        }
+        if cut {
+            if let Some(wal) = head.wal.get() {
+                // Everything logged up to `seg` is either in a block now or in
+                // the head, which the checkpoint captures; see head.rs for why a
+                // commit racing with this cannot fall between the two.
+                let seg = wal.rotate()?;
+                let records = head.checkpoint_records()?;
+                wal.checkpoint(seg, &mut records.into_iter())?;
+                self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    fn newest(&self) -> i64 {
+        let bmax = self.blocks.read().iter().map(|b| b.meta().max_time - 1).max().unwrap_or(i64::MIN);
+        bmax.max(self.head.max_t())
+    }
+
+    fn compact_blocks(&self) -> Result<()> {
+        let ranges = compact::ranges(self.opts.block_range_ms, self.max_block_duration());
+        loop {
+            let blocks = self.blocks.read().clone();
+            let metas: Vec<&BlockMeta> = blocks.iter().map(|b| b.meta()).collect();
+            let Some((idx, lo, hi)) = compact::plan(&metas, &ranges, self.newest()) else { break };
+            let group: Vec<Arc<Block>> = idx.iter().map(|&i| blocks[i].clone()).collect();
+            let min_t = group.iter().map(|b| b.meta().min_time).min().unwrap_or(lo);
+            let max_t = group.iter().map(|b| b.meta().max_time).max().unwrap_or(hi);
+            match compact::merge(&self.dir, &group, min_t, max_t) {
+                Ok(new) => self.replace_blocks(&group, new)?,
+                Err(e @ (Error::Corruption { .. } | Error::ChecksumMismatch { .. })) => {
+                    // Find the corrupt source and quarantine it, so the rest can still compact.
+                    tracing::error!(error = %e, "compaction found a corrupt block");
+                    self.quarantine_corrupt(&group)?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    fn quarantine_corrupt(&self, group: &[Arc<Block>]) -> Result<()> {
+        for b in group {
+            let mut bad = false;
+            let idx = b.index();
+            'outer: for id in 0..idx.series_count() {
+                let (_, metas) = match idx.series(id) {
+                    Ok(x) => x,
+                    Err(_) => {
+                        bad = true;
+                        break;
+                    }
+                };
+                for m in metas {
+                    if b.read_chunk(m.chunk_ref, &mut Vec::new(), &mut Vec::new()).is_err() {
+                        bad = true;
+                        break 'outer;
+                    }
+                }
+            }
+            if bad {
+                let dst = quarantine(&self.dir, b.dir())?;
+                tracing::error!(block = %b.dir().display(), moved_to = %dst.display(), "block quarantined");
+                self.blocks.write().retain(|x| x.meta().ulid != b.meta().ulid);
+                self.counters.quarantined.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts `new` (already renamed into place) in the block list and deletes `old`.
+    fn replace_blocks(&self, old: &[Arc<Block>], new: Option<BlockMeta>) -> Result<()> {
+        let new_block = match &new {
+            Some(m) => Some(Arc::new(Block::open(&self.dir.join(&m.ulid))?)),
+            None => None,
+        };
+        {
+            let mut bl = self.blocks.write();
+            bl.retain(|b| !old.iter().any(|o| o.meta().ulid == b.meta().ulid));
+            if let Some(nb) = new_block {
+                bl.push(nb);
+            }
+            bl.sort_by_key(|b| b.meta().min_time);
+        }
+        for b in old {
+            delete_block_dir(&self.dir, b.dir())?;
+        }
+        self.counters.compactions.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn apply_retention(&self) -> Result<()> {
+        let blocks = self.blocks.read().clone();
+        let doomed = retention::expired(&blocks, self.newest(), self.opts.retention_ms, self.opts.retention_bytes);
+        if doomed.is_empty() {
+            return Ok(());
+        }
+        self.blocks.write().retain(|b| !doomed.contains(&b.meta().ulid));
+        for b in blocks.iter().filter(|b| doomed.contains(&b.meta().ulid)) {
+            tracing::info!(block = %b.meta().ulid, min_t = b.meta().min_time, max_t = b.meta().max_time, "deleting block past retention");
+            delete_block_dir(&self.dir, b.dir())?;
+            self.counters.retention_deletions.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+}
+
+/// Deletes a block directory crash-safely: rename it out of the way first, so
+/// a crash mid-delete never leaves a half-deleted block that looks valid.
+fn delete_block_dir(parent: &Path, dir: &Path) -> Result<()> {
+    let mut tmp = dir.as_os_str().to_owned();
+    tmp.push(".tmp-for-deletion");
+    let tmp = PathBuf::from(tmp);
+    std::fs::rename(dir, &tmp).map_err(|e| Error::io("rename block for deletion", dir, e))?;
+    io::sync_dir(parent)?;
+    std::fs::remove_dir_all(&tmp).map_err(|e| Error::io("remove block", &tmp, e))
+}
+
+/// Moves a bad block to `corrupt/` for inspection (never deleted).
+fn quarantine(parent: &Path, dir: &Path) -> Result<PathBuf> {
+    let cdir = parent.join("corrupt");
+    std::fs::create_dir_all(&cdir).map_err(|e| Error::io("create dir", &cdir, e))?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let dst = cdir.join(format!("{name}-{}", now_ms()));
+    io::rename_durable(dir, &dst)?;
+    Ok(dst)
+}
+
+/// WAL replay state: maps WAL series refs to head series; samples whose
+/// series record comes later in the log (concurrent commits) wait in `pending`.
+struct Replay<'a> {
+    head: &'a Head,
+    by_ref: Vec<Option<Arc<crate::head::MemSeries>>>,
+    pending: Vec<record::RefSample>,
+    pending_tombs: Vec<record::Tombstone>,
+}
+
+const MAX_DENSE_REF: u64 = 1 << 26;
+
+impl<'a> Replay<'a> {
+    fn new(head: &'a Head) -> Self {
+        Replay { head, by_ref: Vec::new(), pending: Vec::new(), pending_tombs: Vec::new() }
+    }
+
+    fn get(&self, sref: u64) -> Option<Arc<crate::head::MemSeries>> {
+        if sref < MAX_DENSE_REF {
+            self.by_ref.get(sref as usize).and_then(|s| s.clone())
+        } else {
+            self.head.series_by_ref(sref)
+        }
+    }
+
+    fn record(&mut self, payload: &[u8]) -> Result<()> {
+        let mut d = crate::encoding::Decbuf::new(payload, "wal record", 0);
+        let kind = d.u8()?;
+        if kind == record::TYPE_SAMPLES {
+            let mut cur: Option<Arc<crate::head::MemSeries>> = None;
+            let mut pending = std::mem::take(&mut self.pending);
+            let res = record::for_each_sample(&mut d, |s| {
+                if cur.as_ref().map(|c| c.sref) != Some(s.sref) {
+                    cur = self.get(s.sref);
+                }
+                match &cur {
+                    Some(series) => self.head.replay_sample(series, s.t, s.v),
+                    None => pending.push(s),
+                }
+            });
+            self.pending = pending;
+            return res;
+        }
+        match record::decode(payload)? {
+            Record::Series(list) => {
+                for r in list {
+                    let s = self.head.get_or_create(&r.labels, Some(r.sref))?;
+                    self.head.mark_logged(&s);
+                    if r.sref < MAX_DENSE_REF {
+                        let i = r.sref as usize;
+                        if self.by_ref.len() <= i {
+                            self.by_ref.resize(i + 1, None);
+                        }
+                        self.by_ref[i] = Some(s);
+                    }
+                }
+            }
+            Record::Tombstones(list) => {
+                for t in list {
+                    match self.get(t.sref) {
+                        Some(s) => self.head.replay_tombstone(&s, t.min_t, t.max_t),
+                        None => self.pending_tombs.push(t),
+                    }
+                }
+            }
+            Record::Samples(_) => {}
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self) {
+        let pending = std::mem::take(&mut self.pending);
+        let mut dropped = 0u64;
+        for s in pending {
+            match self.get(s.sref) {
+                Some(series) => self.head.replay_sample(&series, s.t, s.v),
+                None => dropped += 1,
+            }
+        }
+        for t in std::mem::take(&mut self.pending_tombs) {
+            if let Some(s) = self.get(t.sref) {
+                self.head.replay_tombstone(&s, t.min_t, t.max_t);
+            }
+        }
+        if dropped > 0 {
+            tracing::warn!(samples = dropped, "WAL samples without a series record were dropped");
+        }
+    }
+}

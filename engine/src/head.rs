@@ -1,0 +1,695 @@
+//! The head: appendable in-memory series for the recent window.
+//!
+//! Each series owns its Gorilla chunks behind its own mutex; the maps from
+//! labels and refs to series are striped `RwLock`s, and the postings index is
+//! only write-locked when a series is created or garbage-collected, so the
+//! append hot path for existing series takes no global lock.
+//!
+//! Invariants:
+//! - A commit writes its samples to the WAL (one write) before it changes any
+//!   series in memory, while holding the locks of every series it touches, so
+//!   a reader never sees a sample the WAL does not have and two commits never
+//!   interleave on one series.
+//! - `min_valid_t` only grows. It is raised before a block is cut from the
+//!   head, so no sample can land in a range that is being persisted.
+
+use crate::chunk::{self, Encoding, XorAppender};
+use crate::error::{Error, Result};
+use crate::index::{self, MemPostings, PostingsSource};
+use crate::labels::{Label, Labels, Matcher};
+use crate::record::{self, RefSample, Tombstone};
+use crate::wal::Wal;
+use parking_lot::{Mutex, RwLock};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// A head series reference (unique for the life of the WAL).
+pub type SeriesRef = u64;
+
+const STRIPES: usize = 16;
+/// Timestamps beyond ±2^60 ms (36 million years) are refused, so that no delta
+/// or delta-of-delta computed by the codecs can overflow an i64.
+pub const MAX_ABS_TIMESTAMP: i64 = 1 << 60;
+
+/// Head settings.
+#[derive(Clone, Debug)]
+pub(crate) struct HeadOptions {
+    pub block_range_ms: i64,
+    pub ooo_window_ms: i64,
+    pub chunk_samples: usize,
+}
+
+/// An immutable, closed head chunk.
+#[derive(Clone, Debug)]
+pub(crate) struct HeadChunk {
+    pub data: Arc<[u8]>,
+    pub min_t: i64,
+    pub max_t: i64,
+}
+
+pub(crate) struct SeriesData {
+    pub chunks: Vec<HeadChunk>,
+    pub open: XorAppender,
+    pub last_t: i64,
+    pub last_v: f64,
+    /// Out-of-order samples accepted within the window.
+    pub ooo: BTreeMap<i64, f64>,
+    /// Deleted intervals (inclusive).
+    pub deleted: Vec<(i64, i64)>,
+}
+
+impl SeriesData {
+    fn new() -> Self {
+        SeriesData {
+            chunks: Vec::new(),
+            open: XorAppender::new(),
+            last_t: i64::MIN,
+            last_v: 0.0,
+            ooo: BTreeMap::new(),
+            deleted: Vec::new(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty() && self.open.is_empty() && self.ooo.is_empty()
+    }
+
+    fn append(&mut self, t: i64, v: f64, chunk_samples: usize) {
+        if self.open.len() >= chunk_samples {
+            self.cut();
+        }
+        if self.open.append(t, v).is_err() {
+            // Bounds are validated before the WAL write; if the codec still
+            // refuses, a fresh chunk always takes a first sample.
+            self.cut();
+            let _ = self.open.append(t, v);
+        }
+        self.last_t = t;
+        self.last_v = v;
+    }
+
+    fn cut(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        let open = std::mem::replace(&mut self.open, XorAppender::new());
+        self.chunks.push(HeadChunk { data: Arc::from(open.bytes()), min_t: open.min_t(), max_t: open.max_t() });
+    }
+}
+
+/// An in-memory series.
+pub(crate) struct MemSeries {
+    pub sref: SeriesRef,
+    pub labels: Labels,
+    /// Whether a WAL series record for it is known to be written.
+    logged: AtomicBool,
+    pub data: Mutex<SeriesData>,
+}
+
+/// What to do with a validated sample.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Verdict {
+    Append,
+    OutOfOrder,
+    Ignore,
+}
+
+/// Counters for self-instrumentation.
+#[derive(Default, Debug)]
+pub struct HeadCounters {
+    /// Samples appended (committed).
+    pub samples_appended: AtomicU64,
+    /// Samples rejected as out of order.
+    pub out_of_order: AtomicU64,
+    /// Samples rejected as too old.
+    pub too_old: AtomicU64,
+    /// Samples rejected as duplicates with a different value.
+    pub duplicates: AtomicU64,
+    /// Series created.
+    pub series_created: AtomicU64,
+    /// Series removed by garbage collection.
+    pub series_removed: AtomicU64,
+}
+
+/// The head.
+pub(crate) struct Head {
+    pub opts: HeadOptions,
+    by_ref: Vec<RwLock<HashMap<SeriesRef, Arc<MemSeries>>>>,
+    by_hash: Vec<RwLock<HashMap<u64, Vec<Arc<MemSeries>>>>>,
+    postings: RwLock<MemPostings>,
+    interner: Mutex<HashSet<Arc<str>>>,
+    next_ref: AtomicU64,
+    min_t: AtomicI64,
+    max_t: AtomicI64,
+    min_valid_t: AtomicI64,
+    num_series: AtomicUsize,
+    pub wal: std::sync::OnceLock<Wal>,
+    pub counters: HeadCounters,
+}
+
+impl Head {
+    pub(crate) fn new(opts: HeadOptions) -> Head {
+        Head {
+            opts,
+            by_ref: (0..STRIPES).map(|_| RwLock::new(HashMap::new())).collect(),
+            by_hash: (0..STRIPES).map(|_| RwLock::new(HashMap::new())).collect(),
+            postings: RwLock::new(MemPostings::default()),
+            interner: Mutex::new(HashSet::new()),
+            next_ref: AtomicU64::new(1),
+            min_t: AtomicI64::new(i64::MAX),
+            max_t: AtomicI64::new(i64::MIN),
+            min_valid_t: AtomicI64::new(i64::MIN),
+            num_series: AtomicUsize::new(0),
+            wal: std::sync::OnceLock::new(),
+            counters: HeadCounters::default(),
+        }
+    }
+
+    /// Oldest sample time in the head (i64::MAX when empty).
+    pub(crate) fn min_t(&self) -> i64 {
+        self.min_t.load(Ordering::Acquire)
+    }
+
+    /// Newest sample time in the head (i64::MIN when empty).
+    pub(crate) fn max_t(&self) -> i64 {
+        self.max_t.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn min_valid_t(&self) -> i64 {
+        self.min_valid_t.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn set_min_valid_t(&self, t: i64) {
+        self.min_valid_t.fetch_max(t, Ordering::AcqRel);
+    }
+
+    pub(crate) fn num_series(&self) -> usize {
+        self.num_series.load(Ordering::Relaxed)
+    }
+
+    fn intern(&self, labels: &Labels) -> Labels {
+        let mut set = self.interner.lock();
+        let mut get = |s: &Arc<str>| -> Arc<str> {
+            if let Some(x) = set.get(s) {
+                x.clone()
+            } else {
+                set.insert(s.clone());
+                s.clone()
+            }
+        };
+        let v: Vec<Label> = labels.iter().map(|l| Label { name: get(&l.name), value: get(&l.value) }).collect();
+        Labels::from_sorted(v).unwrap_or_else(|_| labels.clone())
+    }
+
+    pub(crate) fn series_by_ref(&self, sref: SeriesRef) -> Option<Arc<MemSeries>> {
+        self.by_ref[(sref as usize) % STRIPES].read().get(&sref).cloned()
+    }
+
+    /// Finds or creates the series. `sref` forces the ref (WAL replay).
+    pub(crate) fn get_or_create(&self, labels: &Labels, sref: Option<SeriesRef>) -> Result<Arc<MemSeries>> {
+        if labels.is_empty() {
+            return Err(Error::InvalidLabels("empty label set".into()));
+        }
+        let h = labels.hash64();
+        let stripe = &self.by_hash[(h as usize) % STRIPES];
+        if let Some(s) = stripe.read().get(&h).and_then(|v| v.iter().find(|s| &s.labels == labels)) {
+            return Ok(s.clone());
+        }
+        let mut w = stripe.write();
+        let list = w.entry(h).or_default();
+        if let Some(s) = list.iter().find(|s| &s.labels == labels) {
+            return Ok(s.clone());
+        }
+        let sref = match sref {
+            Some(r) => {
+                self.next_ref.fetch_max(r + 1, Ordering::AcqRel);
+                r
+            }
+            None => self.next_ref.fetch_add(1, Ordering::AcqRel),
+        };
+        let s = Arc::new(MemSeries {
+            sref,
+            labels: self.intern(labels),
+            logged: AtomicBool::new(false),
+            data: Mutex::new(SeriesData::new()),
+        });
+        list.push(s.clone());
+        self.by_ref[(sref as usize) % STRIPES].write().insert(sref, s.clone());
+        self.postings.write().add(sref, &s.labels);
+        self.num_series.fetch_add(1, Ordering::Relaxed);
+        self.counters.series_created.fetch_add(1, Ordering::Relaxed);
+        Ok(s)
+    }
+
+    fn note_time(&self, t: i64) {
+        self.min_t.fetch_min(t, Ordering::AcqRel);
+        self.max_t.fetch_max(t, Ordering::AcqRel);
+    }
+
+    /// The oldest in-order timestamp the head accepts now (Prometheus'
+    /// `appendableMinValidTime`): the persisted range's end, and half a block
+    /// range before the newest sample. Never the wall clock.
+    fn appendable_min(&self) -> i64 {
+        let max = self.max_t();
+        let half = if max == i64::MIN { i64::MIN } else { max.saturating_sub(self.opts.block_range_ms / 2) };
+        half.max(self.min_valid_t())
+    }
+
+    fn validate(&self, s: &MemSeries, last_t: i64, last_v: f64, ooo: &BTreeMap<i64, f64>, t: i64, v: f64) -> Result<Verdict> {
+        if !(-MAX_ABS_TIMESTAMP..=MAX_ABS_TIMESTAMP).contains(&t) {
+            return Err(Error::OutOfBounds { t_ms: t });
+        }
+        if t > last_t {
+            let min = self.appendable_min();
+            if t < min {
+                self.counters.too_old.fetch_add(1, Ordering::Relaxed);
+                return Err(Error::TooOld { series: s.labels.to_string(), t_ms: t, min_ms: min });
+            }
+            return Ok(Verdict::Append);
+        }
+        if t == last_t {
+            if v.to_bits() == last_v.to_bits() {
+                return Ok(Verdict::Ignore);
+            }
+            self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+            return Err(Error::DuplicateSample { series: s.labels.to_string(), t_ms: t });
+        }
+        let window = self.opts.ooo_window_ms;
+        if window > 0 && t >= self.max_t().saturating_sub(window).max(self.min_valid_t()) {
+            return match ooo.get(&t) {
+                Some(x) if x.to_bits() == v.to_bits() => Ok(Verdict::Ignore),
+                Some(_) => {
+                    self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
+                    Err(Error::DuplicateSample { series: s.labels.to_string(), t_ms: t })
+                }
+                None => Ok(Verdict::OutOfOrder),
+            };
+        }
+        self.counters.out_of_order.fetch_add(1, Ordering::Relaxed);
+        Err(Error::OutOfOrder { series: s.labels.to_string(), t_ms: t, last_ms: last_t })
+    }
+
+    /// Inserts a replayed sample: no bounds or order checks beyond the
+    /// persisted range (the WAL holds only acknowledged data); identical
+    /// duplicates (checkpoint/segment overlap) are dropped.
+    pub(crate) fn replay_sample(&self, s: &MemSeries, t: i64, v: f64) {
+        if t < self.min_valid_t() {
+            return;
+        }
+        let mut d = s.data.lock();
+        if t > d.last_t {
+            d.append(t, v, self.opts.chunk_samples);
+        } else if t < d.last_t && !in_chunks(&d, t) {
+            d.ooo.insert(t, v);
+        } else {
+            return;
+        }
+        drop(d);
+        self.note_time(t);
+    }
+
+    /// Applies a replayed tombstone.
+    pub(crate) fn replay_tombstone(&self, s: &MemSeries, min_t: i64, max_t: i64) {
+        s.data.lock().deleted.push((min_t, max_t));
+    }
+
+    /// Marks a replayed series as already in the WAL.
+    pub(crate) fn mark_logged(&self, s: &MemSeries) {
+        s.logged.store(true, Ordering::Release);
+    }
+
+    /// Series matching the matchers, in no particular order.
+    pub(crate) fn select(&self, matchers: &[Matcher]) -> Result<Vec<Arc<MemSeries>>> {
+        let ids = index::select(&*self.postings.read(), matchers)?;
+        Ok(ids.into_iter().filter_map(|id| self.series_by_ref(id)).collect())
+    }
+
+    pub(crate) fn label_names(&self) -> Vec<String> {
+        self.postings.read().names()
+    }
+
+    pub(crate) fn label_values(&self, name: &str) -> Result<Vec<String>> {
+        self.postings.read().values(name)
+    }
+
+    pub(crate) fn pair_counts(&self) -> Vec<(String, String, usize)> {
+        self.postings.read().pair_counts()
+    }
+
+    /// Every series (for block cutting and checkpoints).
+    pub(crate) fn all_series(&self) -> Vec<Arc<MemSeries>> {
+        let mut out = Vec::with_capacity(self.num_series());
+        for st in &self.by_ref {
+            out.extend(st.read().values().cloned());
+        }
+        out
+    }
+
+    /// Deletes samples of matching series in `[min_t, max_t]` (logged to the WAL first).
+    pub(crate) fn delete(&self, matchers: &[Matcher], min_t: i64, max_t: i64) -> Result<usize> {
+        let series = self.select(matchers)?;
+        if series.is_empty() {
+            return Ok(0);
+        }
+        let ts: Vec<Tombstone> = series.iter().map(|s| Tombstone { sref: s.sref, min_t, max_t }).collect();
+        if let Some(wal) = self.wal.get() {
+            let mut buf = Vec::new();
+            let unlogged: Vec<&Arc<MemSeries>> = series.iter().filter(|s| !s.logged.load(Ordering::Acquire)).collect();
+            if !unlogged.is_empty() {
+                record::encode_series(&mut buf, unlogged.iter().map(|s| (s.sref, &s.labels)).collect::<Vec<_>>().into_iter());
+            }
+            let mut tb = Vec::new();
+            record::encode_tombstones(&mut tb, &ts);
+            if buf.is_empty() {
+                wal.log(&[&tb])?;
+            } else {
+                wal.log(&[&buf, &tb])?;
+            }
+        }
+        for s in &series {
+            s.data.lock().deleted.push((min_t, max_t));
+        }
+        Ok(series.len())
+    }
+
+    /// Drops chunks wholly before `t` and series left with no data; returns how many series were removed.
+    pub(crate) fn truncate(&self, t: i64) -> usize {
+        self.set_min_valid_t(t);
+        let mut gone: Vec<(u64, Labels)> = Vec::new();
+        let mut new_min = i64::MAX;
+        for s in self.all_series() {
+            let mut d = s.data.lock();
+            d.chunks.retain(|c| c.max_t >= t);
+            if !d.open.is_empty() && d.open.max_t() < t {
+                d.open = XorAppender::new();
+            }
+            d.ooo = d.ooo.split_off(&t);
+            d.deleted.retain(|&(_, max)| max >= t);
+            if d.is_empty() {
+                gone.push((s.sref, s.labels.clone()));
+            } else {
+                let mut m = d.chunks.first().map(|c| c.min_t).unwrap_or(i64::MAX);
+                if !d.open.is_empty() {
+                    m = m.min(d.open.min_t());
+                }
+                if let Some((&k, _)) = d.ooo.first_key_value() {
+                    m = m.min(k);
+                }
+                new_min = new_min.min(m.max(t));
+            }
+        }
+        if !gone.is_empty() {
+            // A series is removed only while nothing but the two maps holds it:
+            // with both stripe locks taken no appender can look it up meanwhile,
+            // and one that already holds it keeps it alive (strong count > 2).
+            gone.retain(|(sref, labels)| {
+                let h = labels.hash64();
+                let mut hs = self.by_hash[(h as usize) % STRIPES].write();
+                let mut rs = self.by_ref[(*sref as usize) % STRIPES].write();
+                let Some(s) = rs.get(sref) else { return false };
+                if Arc::strong_count(s) > 2 || !s.data.lock().is_empty() {
+                    return false;
+                }
+                rs.remove(sref);
+                if let Some(list) = hs.get_mut(&h) {
+                    list.retain(|s| s.sref != *sref);
+                    if list.is_empty() {
+                        hs.remove(&h);
+                    }
+                }
+                true
+            });
+            self.postings.write().remove(&gone);
+            self.num_series.fetch_sub(gone.len(), Ordering::Relaxed);
+            self.counters.series_removed.fetch_add(gone.len() as u64, Ordering::Relaxed);
+            let mut interner = self.interner.lock();
+            interner.retain(|a| Arc::strong_count(a) > 1);
+        }
+        self.min_t.store(new_min, Ordering::Release);
+        if new_min == i64::MAX {
+            self.max_t.fetch_max(i64::MIN, Ordering::AcqRel);
+        }
+        gone.len()
+    }
+
+    /// WAL payloads describing the whole head (series, then samples, then tombstones), for a checkpoint.
+    pub(crate) fn checkpoint_records(&self) -> Result<Vec<Vec<u8>>> {
+        let mut out = Vec::new();
+        let series = self.all_series();
+        for group in series.chunks(1000) {
+            let mut buf = Vec::new();
+            record::encode_series(&mut buf, group.iter().map(|s| (s.sref, &s.labels)).collect::<Vec<_>>().into_iter());
+            out.push(buf);
+        }
+        let mut samples = Vec::new();
+        let mut tombs = Vec::new();
+        let (mut ts, mut vs) = (Vec::new(), Vec::new());
+        for s in &series {
+            let d = s.data.lock();
+            ts.clear();
+            vs.clear();
+            for c in &d.chunks {
+                chunk::decode(Encoding::Xor, &c.data, &mut ts, &mut vs)?;
+            }
+            if !d.open.is_empty() {
+                chunk::decode(Encoding::Xor, d.open.bytes(), &mut ts, &mut vs)?;
+            }
+            for (&t, &v) in &d.ooo {
+                ts.push(t);
+                vs.push(v);
+            }
+            for &(min_t, max_t) in &d.deleted {
+                tombs.push(Tombstone { sref: s.sref, min_t, max_t });
+            }
+            drop(d);
+            for (&t, &v) in ts.iter().zip(vs.iter()) {
+                samples.push(RefSample { sref: s.sref, t, v });
+                if samples.len() >= 10_000 {
+                    let mut buf = Vec::new();
+                    record::encode_samples(&mut buf, &samples);
+                    out.push(buf);
+                    samples.clear();
+                }
+            }
+        }
+        if !samples.is_empty() {
+            let mut buf = Vec::new();
+            record::encode_samples(&mut buf, &samples);
+            out.push(buf);
+        }
+        if !tombs.is_empty() {
+            let mut buf = Vec::new();
+            record::encode_tombstones(&mut buf, &tombs);
+            out.push(buf);
+        }
+        Ok(out)
+    }
+}
+
+/// Whether a timestamp is already held in the in-order chunks (a replayed
+/// duplicate from the checkpoint/segment overlap). Decodes only the chunk
+/// whose range covers `t`; replay reaches this only for non-increasing samples.
+fn in_chunks(d: &SeriesData, t: i64) -> bool {
+    let (mut ts, mut vs) = (Vec::new(), Vec::new());
+    let mut check = |bytes: &[u8]| {
+        ts.clear();
+        vs.clear();
+        chunk::decode(Encoding::Xor, bytes, &mut ts, &mut vs).is_ok() && ts.binary_search(&t).is_ok()
+    };
+    for c in d.chunks.iter().filter(|c| t >= c.min_t && t <= c.max_t) {
+        if check(&c.data) {
+            return true;
+        }
+    }
+    !d.open.is_empty() && t >= d.open.min_t() && t <= d.open.max_t() && check(d.open.bytes())
+}
+
+/// A batch of samples committed atomically: all of them or none.
+///
+/// `append` checks each sample against the series' current state and returns
+/// the typed error at once, so a caller that wants partial ingestion (a scrape)
+/// can skip the bad sample; `commit` re-checks under the series locks, writes
+/// one WAL record batch and only then applies the samples.
+pub struct Appender {
+    head: Arc<Head>,
+    samples: Vec<(Arc<MemSeries>, i64, f64)>,
+    pending_last: HashMap<SeriesRef, (i64, f64)>,
+}
+
+impl Appender {
+    pub(crate) fn new(head: Arc<Head>) -> Appender {
+        Appender { head, samples: Vec::new(), pending_last: HashMap::new() }
+    }
+
+    /// Adds a sample for the series with these labels (created if new).
+    /// Returns the series ref for [`Appender::append_ref`].
+    pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef> {
+        let s = self.head.get_or_create(labels, None)?;
+        let r = s.sref;
+        self.push(s, t, v)?;
+        Ok(r)
+    }
+
+    /// Adds a sample to a series by ref. Unknown refs (garbage-collected) give an error.
+    pub fn append_ref(&mut self, sref: SeriesRef, t: i64, v: f64) -> Result<()> {
+        let s = self
+            .head
+            .series_by_ref(sref)
+            .ok_or_else(|| Error::InvalidLabels(format!("unknown series ref {sref}")))?;
+        self.push(s, t, v)
+    }
+
+    fn push(&mut self, s: Arc<MemSeries>, t: i64, v: f64) -> Result<()> {
+        let verdict = match self.pending_last.get(&s.sref) {
+            Some(&(lt, lv)) if t <= lt => {
+                if t == lt && v.to_bits() == lv.to_bits() {
+                    Verdict::Ignore
+                } else if t == lt {
+                    return Err(Error::DuplicateSample { series: s.labels.to_string(), t_ms: t });
+                } else {
+                    // Earlier than a pending sample of the same batch: check against the series.
+                    let d = s.data.lock();
+                    self.head.validate(&s, d.last_t.max(lt), lv, &d.ooo, t, v)?
+                }
+            }
+            _ => {
+                let d = s.data.lock();
+                self.head.validate(&s, d.last_t, d.last_v, &d.ooo, t, v)?
+            }
+        };
+        if verdict == Verdict::Ignore {
+            return Ok(());
+        }
+        if verdict == Verdict::Append {
+            self.pending_last.insert(s.sref, (t, v));
+        }
+        self.samples.push((s, t, v));
+        Ok(())
+    }
+
+    /// Number of samples waiting for commit.
+    pub fn len(&self) -> usize {
+        self.samples.len()
+    }
+
+    /// True when nothing waits for commit.
+    pub fn is_empty(&self) -> bool {
+        self.samples.is_empty()
+    }
+
+    /// Discards everything appended since the last commit.
+    pub fn rollback(&mut self) {
+        self.samples.clear();
+        self.pending_last.clear();
+    }
+
+    /// Makes the batch durable (per the WAL sync mode) and visible. On error nothing is applied.
+    pub fn commit(&mut self) -> Result<()> {
+        let result = self.commit_inner();
+        self.samples.clear();
+        self.pending_last.clear();
+        result
+    }
+
+    fn commit_inner(&mut self) -> Result<()> {
+        if self.samples.is_empty() {
+            return Ok(());
+        }
+        let head = &*self.head;
+        // Stable sort by ref keeps each series' samples in append order.
+        let mut order: Vec<usize> = (0..self.samples.len()).collect();
+        order.sort_by_key(|&i| self.samples[i].0.sref);
+        let mut guards = Vec::new();
+        let mut verdicts = vec![Verdict::Ignore; self.samples.len()];
+        let mut i = 0;
+        while i < order.len() {
+            let s = &self.samples[order[i]].0;
+            let mut j = i;
+            while j < order.len() && self.samples[order[j]].0.sref == s.sref {
+                j += 1;
+            }
+            let g = s.data.lock();
+            let (mut last_t, mut last_v) = (g.last_t, g.last_v);
+            let mut extra_ooo: BTreeMap<i64, f64> = BTreeMap::new();
+            for &k in &order[i..j] {
+                let (_, t, v) = self.samples[k];
+                let verdict = if extra_ooo.is_empty() {
+                    head.validate(s, last_t, last_v, &g.ooo, t, v)?
+                } else {
+                    let mut merged = g.ooo.clone();
+                    merged.extend(extra_ooo.iter());
+                    head.validate(s, last_t, last_v, &merged, t, v)?
+                };
+                match verdict {
+                    Verdict::Append => {
+                        last_t = t;
+                        last_v = v;
+                    }
+                    Verdict::OutOfOrder => {
+                        extra_ooo.insert(t, v);
+                    }
+                    Verdict::Ignore => {}
+                }
+                verdicts[k] = verdict;
+            }
+            guards.push((s.clone(), g));
+            i = j;
+        }
+
+        if let Some(wal) = head.wal.get() {
+            let mut series_buf = Vec::new();
+            let unlogged: Vec<(u64, &Labels)> = guards
+                .iter()
+                .filter(|(s, _)| !s.logged.load(Ordering::Acquire))
+                .map(|(s, _)| (s.sref, &s.labels))
+                .collect();
+            if !unlogged.is_empty() {
+                record::encode_series(&mut series_buf, unlogged.into_iter());
+            }
+            let refs: Vec<RefSample> = order
+                .iter()
+                .filter(|&&k| verdicts[k] != Verdict::Ignore)
+                .map(|&k| RefSample { sref: self.samples[k].0.sref, t: self.samples[k].1, v: self.samples[k].2 })
+                .collect();
+            let mut samples_buf = Vec::with_capacity(refs.len() * 11 + 8);
+            record::encode_samples(&mut samples_buf, &refs);
+            if series_buf.is_empty() {
+                wal.log(&[&samples_buf])?;
+            } else {
+                wal.log(&[&series_buf, &samples_buf])?;
+            }
+        }
+
+        let mut gi = 0;
+        let mut n = 0u64;
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for &k in &order {
+            let (s, t, v) = &self.samples[k];
+            while guards[gi].0.sref != s.sref {
+                gi += 1;
+            }
+            let d = &mut guards[gi].1;
+            match verdicts[k] {
+                Verdict::Append => d.append(*t, *v, head.opts.chunk_samples),
+                Verdict::OutOfOrder => {
+                    d.ooo.insert(*t, *v);
+                }
+                Verdict::Ignore => continue,
+            }
+            n += 1;
+            lo = lo.min(*t);
+            hi = hi.max(*t);
+        }
+        for (s, _) in &guards {
+            s.logged.store(true, Ordering::Release);
+        }
+        drop(guards);
+        if n > 0 {
+            head.note_time(lo);
+            head.note_time(hi);
+        }
+        head.counters.samples_appended.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+}

@@ -1,0 +1,2 @@
+//! sonde: a Prometheus-compatible time-series database.
+fn main() {}
