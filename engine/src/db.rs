@@ -344,6 +344,12 @@ impl Db {
         self.inner.head.pair_counts()
     }
 
+    /// The write-ahead log (for fault-injection tests and metrics).
+    #[doc(hidden)]
+    pub fn wal(&self) -> Option<&Wal> {
+        self.inner.head.wal.get()
+    }
+
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
