@@ -2,6 +2,8 @@
 //! `SyncMode::Always`) and replay throughput.
 
 #![allow(missing_docs)] // criterion_group! generates undocumented items
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use sonde_engine::wal::{SyncMode, Wal, WalOptions};
 use std::hint::black_box;

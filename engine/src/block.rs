@@ -102,7 +102,8 @@ impl BlockWriter {
     pub(crate) fn create(parent: &Path, min_t: i64, max_t: i64) -> Result<BlockWriter> {
         let ulid = ulid::Ulid::new().to_string();
         let tmp = parent.join(format!("{ulid}.tmp"));
-        std::fs::create_dir_all(tmp.join("chunks")).map_err(|e| Error::io("create block dir", &tmp, e))?;
+        std::fs::create_dir_all(tmp.join("chunks"))
+            .map_err(|e| Error::io("create block dir", &tmp, e))?;
         let mut w = BlockWriter {
             parent: parent.to_path_buf(),
             tmp,
@@ -127,7 +128,9 @@ impl BlockWriter {
     fn close_segment(&mut self) -> Result<()> {
         if let Some(f) = self.chunk_file.take() {
             let path = self.seg_path(self.seg);
-            let f = f.into_inner().map_err(|e| Error::io("flush chunk file", &path, e.into_error()))?;
+            let f = f
+                .into_inner()
+                .map_err(|e| Error::io("flush chunk file", &path, e.into_error()))?;
             io::sync_file(&f, &path)?;
         }
         Ok(())
@@ -139,8 +142,10 @@ impl BlockWriter {
         let path = self.seg_path(self.seg);
         let f = File::create(&path).map_err(|e| Error::io("create chunk file", &path, e))?;
         let mut f = BufWriter::with_capacity(1 << 20, f);
-        f.write_all(&CHUNKS_MAGIC).map_err(|e| Error::io("write chunk file", &path, e))?;
-        f.write_all(&[CHUNKS_VERSION, 0, 0, 0]).map_err(|e| Error::io("write chunk file", &path, e))?;
+        f.write_all(&CHUNKS_MAGIC)
+            .map_err(|e| Error::io("write chunk file", &path, e))?;
+        f.write_all(&[CHUNKS_VERSION, 0, 0, 0])
+            .map_err(|e| Error::io("write chunk file", &path, e))?;
         self.seg_off = 8;
         self.chunk_file = Some(f);
         Ok(())
@@ -157,7 +162,10 @@ impl BlockWriter {
         crc.update(data);
         let r = (u64::from(self.seg) << 32) | self.seg_off;
         let path = self.seg_path(self.seg);
-        let f = self.chunk_file.as_mut().ok_or_else(|| Error::corruption(&path, 0, "chunk file closed"))?;
+        let f = self
+            .chunk_file
+            .as_mut()
+            .ok_or_else(|| Error::corruption(&path, 0, "chunk file closed"))?;
         let res = (|| {
             f.write_all(&self.scratch)?;
             f.write_all(&[enc as u8])?;
@@ -175,7 +183,10 @@ impl BlockWriter {
             return Ok(());
         }
         let mut metas = Vec::with_capacity(ts.len().div_ceil(MAX_BLOCK_CHUNK_SAMPLES));
-        for (cts, cvs) in ts.chunks(MAX_BLOCK_CHUNK_SAMPLES).zip(vs.chunks(MAX_BLOCK_CHUNK_SAMPLES)) {
+        for (cts, cvs) in ts
+            .chunks(MAX_BLOCK_CHUNK_SAMPLES)
+            .zip(vs.chunks(MAX_BLOCK_CHUNK_SAMPLES))
+        {
             let data = chunk::encode_cold(cts, cvs)?;
             let chunk_ref = self.write_chunk(Encoding::Cold, &data)?;
             metas.push(ChunkMeta {
@@ -197,21 +208,35 @@ impl BlockWriter {
     }
 
     /// Writes the index and meta.json, fsyncs and renames the block into place.
-    pub(crate) fn finish(mut self, level: u32, sources: Vec<String>, parents: Vec<String>) -> Result<BlockMeta> {
+    pub(crate) fn finish(
+        mut self,
+        level: u32,
+        sources: Vec<String>,
+        parents: Vec<String>,
+    ) -> Result<BlockMeta> {
         self.close_segment()?;
         let index = std::mem::replace(&mut self.index, IndexWriter::new());
         let ipath = self.tmp.join("index");
         write_synced(&ipath, &index.finish())?;
-        let sources = if sources.is_empty() { vec![self.ulid.clone()] } else { sources };
+        let sources = if sources.is_empty() {
+            vec![self.ulid.clone()]
+        } else {
+            sources
+        };
         let meta = BlockMeta {
             ulid: self.ulid.clone(),
             min_time: self.min_t,
             max_time: self.max_t,
             stats: std::mem::take(&mut self.stats),
-            compaction: Compaction { level, sources, parents },
+            compaction: Compaction {
+                level,
+                sources,
+                parents,
+            },
             version: META_VERSION,
         };
-        let json = serde_json::to_vec_pretty(&meta).map_err(|e| Error::corruption(&self.tmp, 0, e.to_string()))?;
+        let json = serde_json::to_vec_pretty(&meta)
+            .map_err(|e| Error::corruption(&self.tmp, 0, e.to_string()))?;
         write_synced(&self.tmp.join("meta.json"), &json)?;
         io::sync_dir(&self.tmp.join("chunks"))?;
         io::sync_dir(&self.tmp)?;
@@ -257,15 +282,23 @@ impl Block {
     pub fn open(dir: &Path) -> Result<Block> {
         let mpath = dir.join("meta.json");
         let raw = std::fs::read(&mpath).map_err(|e| Error::io("read", &mpath, e))?;
-        let meta: BlockMeta = serde_json::from_slice(&raw).map_err(|e| Error::corruption(&mpath, e.column() as u64, e.to_string()))?;
+        let meta: BlockMeta = serde_json::from_slice(&raw)
+            .map_err(|e| Error::corruption(&mpath, e.column() as u64, e.to_string()))?;
         if meta.version != META_VERSION {
-            return Err(Error::UnsupportedVersion { file: mpath, found: meta.version });
+            return Err(Error::UnsupportedVersion {
+                file: mpath,
+                found: meta.version,
+            });
         }
         if meta.max_time < meta.min_time {
             return Err(Error::corruption(&mpath, 0, "maxTime before minTime"));
         }
         if dir.file_name().and_then(|n| n.to_str()) != Some(meta.ulid.as_str()) {
-            return Err(Error::corruption(&mpath, 0, "ulid does not match the directory name"));
+            return Err(Error::corruption(
+                &mpath,
+                0,
+                "ulid does not match the directory name",
+            ));
         }
         let index = IndexReader::open(&dir.join("index"))?;
         let mut chunks = Vec::new();
@@ -281,7 +314,10 @@ impl Block {
                 return Err(Error::corruption(&p, 0, "bad chunk file header"));
             }
             if b[4] != CHUNKS_VERSION {
-                return Err(Error::UnsupportedVersion { file: p, found: u32::from(b[4]) });
+                return Err(Error::UnsupportedVersion {
+                    file: p,
+                    found: u32::from(b[4]),
+                });
             }
             chunks.push(m);
         }
@@ -290,7 +326,14 @@ impl Block {
         }
         let tombstones = read_tombstones(&dir.join("tombstones"))?;
         let size = io::dir_size(dir)?;
-        Ok(Block { dir: dir.to_path_buf(), meta, index, chunks, tombstones: RwLock::new(tombstones), size })
+        Ok(Block {
+            dir: dir.to_path_buf(),
+            meta,
+            index,
+            chunks,
+            tombstones: RwLock::new(tombstones),
+            size,
+        })
     }
 
     /// The block's metadata.
@@ -328,24 +371,42 @@ impl Block {
         let seg = (chunk_ref >> 32) as usize;
         let off = (chunk_ref & 0xffff_ffff) as usize;
         let path = || self.dir.join("chunks").join(format!("{seg:06}"));
-        let m = seg.checked_sub(1).and_then(|i| self.chunks.get(i)).ok_or_else(|| Error::corruption(path(), off as u64, "chunk segment does not exist"))?;
+        let m = seg
+            .checked_sub(1)
+            .and_then(|i| self.chunks.get(i))
+            .ok_or_else(|| Error::corruption(path(), off as u64, "chunk segment does not exist"))?;
         let b = m.as_slice();
-        let rest = b.get(off..).ok_or_else(|| Error::corruption(path(), off as u64, "chunk offset beyond end of file"))?;
+        let rest = b.get(off..).ok_or_else(|| {
+            Error::corruption(path(), off as u64, "chunk offset beyond end of file")
+        })?;
         let mut d = Decbuf::new(rest, "chunk", off as u64);
-        let len = d.uvarint_max(rest.len() as u64).map_err(|_| Error::corruption(path(), off as u64, "bad chunk length"))?;
+        let len = d
+            .uvarint_max(rest.len() as u64)
+            .map_err(|_| Error::corruption(path(), off as u64, "bad chunk length"))?;
         let start = d.position();
-        let body = rest
-            .get(start..start + 1 + len)
-            .ok_or_else(|| Error::corruption(path(), off as u64, "chunk extends beyond end of file"))?;
-        let crc_b = rest
-            .get(start + 1 + len..start + 5 + len)
-            .ok_or_else(|| Error::corruption(path(), off as u64, "chunk checksum beyond end of file"))?;
+        let body = rest.get(start..start + 1 + len).ok_or_else(|| {
+            Error::corruption(path(), off as u64, "chunk extends beyond end of file")
+        })?;
+        let crc_b = rest.get(start + 1 + len..start + 5 + len).ok_or_else(|| {
+            Error::corruption(path(), off as u64, "chunk checksum beyond end of file")
+        })?;
         let expected = u32::from_le_bytes([crc_b[0], crc_b[1], crc_b[2], crc_b[3]]);
         let actual = crc32fast::hash(body);
         if expected != actual {
-            return Err(Error::ChecksumMismatch { file: path(), offset: off as u64, expected, actual });
+            return Err(Error::ChecksumMismatch {
+                file: path(),
+                offset: off as u64,
+                expected,
+                actual,
+            });
         }
-        let enc = Encoding::from_u8(body[0]).ok_or_else(|| Error::corruption(path(), off as u64, format!("unknown chunk encoding {}", body[0])))?;
+        let enc = Encoding::from_u8(body[0]).ok_or_else(|| {
+            Error::corruption(
+                path(),
+                off as u64,
+                format!("unknown chunk encoding {}", body[0]),
+            )
+        })?;
         Ok((enc, &body[1..]))
     }
 
@@ -354,7 +415,11 @@ impl Block {
         let (enc, data) = self.chunk(chunk_ref)?;
         chunk::decode(enc, data, ts, vs).map_err(|e| {
             let seg = chunk_ref >> 32;
-            Error::corruption(self.dir.join("chunks").join(format!("{seg:06}")), chunk_ref & 0xffff_ffff, format!("decode chunk: {e}"))
+            Error::corruption(
+                self.dir.join("chunks").join(format!("{seg:06}")),
+                chunk_ref & 0xffff_ffff,
+                format!("decode chunk: {e}"),
+            )
         })
     }
 
@@ -390,16 +455,19 @@ impl Block {
     /// Copies the block into `dst/<ulid>` using hard links (snapshots).
     pub(crate) fn link_into(&self, dst: &Path) -> Result<()> {
         let target = dst.join(&self.meta.ulid);
-        std::fs::create_dir_all(target.join("chunks")).map_err(|e| Error::io("create snapshot dir", &target, e))?;
+        std::fs::create_dir_all(target.join("chunks"))
+            .map_err(|e| Error::io("create snapshot dir", &target, e))?;
         for rel in ["meta.json", "index", "tombstones"] {
             let src = self.dir.join(rel);
             if src.exists() {
-                std::fs::hard_link(&src, target.join(rel)).map_err(|e| Error::io("link", &src, e))?;
+                std::fs::hard_link(&src, target.join(rel))
+                    .map_err(|e| Error::io("link", &src, e))?;
             }
         }
         for seg in 1..=self.chunks.len() {
             let src = self.dir.join("chunks").join(format!("{seg:06}"));
-            std::fs::hard_link(&src, target.join("chunks").join(format!("{seg:06}"))).map_err(|e| Error::io("link", &src, e))?;
+            std::fs::hard_link(&src, target.join("chunks").join(format!("{seg:06}")))
+                .map_err(|e| Error::io("link", &src, e))?;
         }
         Ok(())
     }
@@ -431,13 +499,26 @@ pub fn decode_tombstones(path: &Path, b: &[u8]) -> Result<HashMap<u64, Vec<Inter
         return Err(Error::corruption(path, 0, "bad tombstones header"));
     }
     if b[4] != TOMBSTONES_VERSION {
-        return Err(Error::UnsupportedVersion { file: path.to_path_buf(), found: u32::from(b[4]) });
+        return Err(Error::UnsupportedVersion {
+            file: path.to_path_buf(),
+            found: u32::from(b[4]),
+        });
     }
     let body = &b[..b.len() - 4];
-    let expected = u32::from_le_bytes([b[b.len() - 4], b[b.len() - 3], b[b.len() - 2], b[b.len() - 1]]);
+    let expected = u32::from_le_bytes([
+        b[b.len() - 4],
+        b[b.len() - 3],
+        b[b.len() - 2],
+        b[b.len() - 1],
+    ]);
     let actual = crc32fast::hash(body);
     if expected != actual {
-        return Err(Error::ChecksumMismatch { file: path.to_path_buf(), offset: 0, expected, actual });
+        return Err(Error::ChecksumMismatch {
+            file: path.to_path_buf(),
+            offset: 0,
+            expected,
+            actual,
+        });
     }
     let mut d = Decbuf::new(&body[8..], "tombstones", 8);
     let n = d.uvarint_max(d.remaining() as u64 / 3)?;

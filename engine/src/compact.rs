@@ -31,9 +31,14 @@ pub(crate) fn ranges(base: i64, max: i64) -> Vec<i64> {
 /// two or more blocks inside one aligned window that is complete, i.e. data
 /// newer than the window exists (`newest`), so later blocks will not join it.
 /// Returns the indexes of the blocks (sorted by time) to merge and the window.
-pub(crate) fn plan(metas: &[&BlockMeta], ranges: &[i64], newest: i64) -> Option<(Vec<usize>, i64, i64)> {
+pub(crate) fn plan(
+    metas: &[&BlockMeta],
+    ranges: &[i64],
+    newest: i64,
+) -> Option<(Vec<usize>, i64, i64)> {
     for &r in ranges.iter().skip(1) {
-        let mut groups: std::collections::BTreeMap<i64, Vec<usize>> = std::collections::BTreeMap::new();
+        let mut groups: std::collections::BTreeMap<i64, Vec<usize>> =
+            std::collections::BTreeMap::new();
         for (i, m) in metas.iter().enumerate() {
             let start = m.min_time.div_euclid(r) * r;
             if m.max_time <= start + r {
@@ -50,7 +55,12 @@ pub(crate) fn plan(metas: &[&BlockMeta], ranges: &[i64], newest: i64) -> Option<
 }
 
 /// Writes the head's samples in `[min_t, max_t)` as a level-1 block. `None` when there are none.
-pub(crate) fn write_head_block(parent: &Path, head: &Head, min_t: i64, max_t: i64) -> Result<Option<BlockMeta>> {
+pub(crate) fn write_head_block(
+    parent: &Path,
+    head: &Head,
+    min_t: i64,
+    max_t: i64,
+) -> Result<Option<BlockMeta>> {
     let mut series = head.all_series();
     series.sort_by(|a, b| a.labels.cmp_labels(&b.labels));
     let mut w = BlockWriter::create(parent, min_t, max_t)?;
@@ -59,7 +69,11 @@ pub(crate) fn write_head_block(parent: &Path, head: &Head, min_t: i64, max_t: i6
         ts.clear();
         vs.clear();
         let d = s.data.lock();
-        for c in d.chunks.iter().filter(|c| c.max_t >= min_t && c.min_t < max_t) {
+        for c in d
+            .chunks
+            .iter()
+            .filter(|c| c.max_t >= min_t && c.min_t < max_t)
+        {
             chunk::decode(Encoding::Xor, &c.data, &mut ts, &mut vs)?;
         }
         if !d.open.is_empty() && d.open.max_t() >= min_t && d.open.min_t() < max_t {
@@ -73,7 +87,9 @@ pub(crate) fn write_head_block(parent: &Path, head: &Head, min_t: i64, max_t: i6
         }
         let deleted = d.deleted.clone();
         drop(d);
-        finish_series(&mut w, &s.labels, &mut ts, &mut vs, min_t, max_t, &deleted, merged)?;
+        finish_series(
+            &mut w, &s.labels, &mut ts, &mut vs, min_t, max_t, &deleted, merged,
+        )?;
     }
     if w.series_count() == 0 {
         return Ok(None);
@@ -120,9 +136,22 @@ fn finish_series(
 
 /// Merges blocks (and applies their tombstones) into one new block covering `[min_t, max_t)`.
 /// With a single block this rewrites it (used to clean tombstones).
-pub(crate) fn merge(parent: &Path, blocks: &[Arc<Block>], min_t: i64, max_t: i64) -> Result<Option<BlockMeta>> {
-    let level = blocks.iter().map(|b| b.meta().compaction.level).max().unwrap_or(0) + 1;
-    let mut sources: Vec<String> = blocks.iter().flat_map(|b| b.meta().compaction.sources.clone()).collect();
+pub(crate) fn merge(
+    parent: &Path,
+    blocks: &[Arc<Block>],
+    min_t: i64,
+    max_t: i64,
+) -> Result<Option<BlockMeta>> {
+    let level = blocks
+        .iter()
+        .map(|b| b.meta().compaction.level)
+        .max()
+        .unwrap_or(0)
+        + 1;
+    let mut sources: Vec<String> = blocks
+        .iter()
+        .flat_map(|b| b.meta().compaction.sources.clone())
+        .collect();
     sources.sort();
     sources.dedup();
     let parents: Vec<String> = blocks.iter().map(|b| b.meta().ulid.clone()).collect();
@@ -131,17 +160,23 @@ pub(crate) fn merge(parent: &Path, blocks: &[Arc<Block>], min_t: i64, max_t: i64
     // One cursor per block over its label-sorted series.
     let mut cursors: Vec<(usize, u64, Option<Labels>)> = Vec::new();
     for (i, b) in blocks.iter().enumerate() {
-        let first = if b.index().series_count() > 0 { Some(b.index().series(0)?.0) } else { None };
+        let first = if b.index().series_count() > 0 {
+            Some(b.index().series(0)?.0)
+        } else {
+            None
+        };
         cursors.push((i, 0, first));
     }
     let (mut ts, mut vs) = (Vec::new(), Vec::new());
-    loop {
-        let Some(min_labels) = cursors.iter().filter_map(|c| c.2.as_ref()).min_by(|a, b| a.cmp_labels(b)).cloned() else {
-            break;
-        };
+    // Tombstones are applied per source block as its chunks are read.
+    while let Some(min_labels) = cursors
+        .iter()
+        .filter_map(|c| c.2.as_ref())
+        .min_by(|a, b| a.cmp_labels(b))
+        .cloned()
+    {
         ts.clear();
         vs.clear();
-        let mut deleted = Vec::new();
         let mut sources_here = 0;
         for c in cursors.iter_mut() {
             if c.2.as_ref() != Some(&min_labels) {
@@ -160,12 +195,24 @@ pub(crate) fn merge(parent: &Path, blocks: &[Arc<Block>], min_t: i64, max_t: i64
                     vs.push(v);
                 }
             }
-            deleted.clear();
             sources_here += 1;
             c.1 += 1;
-            c.2 = if c.1 < b.index().series_count() { Some(b.index().series(c.1)?.0) } else { None };
+            c.2 = if c.1 < b.index().series_count() {
+                Some(b.index().series(c.1)?.0)
+            } else {
+                None
+            };
         }
-        finish_series(&mut w, &min_labels, &mut ts, &mut vs, min_t, max_t, &deleted, sources_here > 1)?;
+        finish_series(
+            &mut w,
+            &min_labels,
+            &mut ts,
+            &mut vs,
+            min_t,
+            max_t,
+            &[],
+            sources_here > 1,
+        )?;
     }
     if w.series_count() == 0 {
         return Ok(None);

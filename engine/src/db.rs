@@ -144,7 +144,10 @@ fn is_ulid(name: &str) -> bool {
 }
 
 fn now_ms() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
 }
 
 impl Db {
@@ -185,9 +188,13 @@ impl Db {
             }
         }
         // Parents of a block that is in place were compacted: finish deleting them.
-        let superseded: std::collections::HashSet<String> =
-            blocks.iter().flat_map(|b| b.meta().compaction.parents.clone()).collect();
-        let (gone, kept): (Vec<_>, Vec<_>) = blocks.into_iter().partition(|b| superseded.contains(&b.meta().ulid));
+        let superseded: std::collections::HashSet<String> = blocks
+            .iter()
+            .flat_map(|b| b.meta().compaction.parents.clone())
+            .collect();
+        let (gone, kept): (Vec<_>, Vec<_>) = blocks
+            .into_iter()
+            .partition(|b| superseded.contains(&b.meta().ulid));
         for b in gone {
             delete_block_dir(&dir, b.dir())?;
         }
@@ -203,16 +210,26 @@ impl Db {
             head.set_min_valid_t(max);
         }
 
-        let wal_opts = WalOptions { segment_size: opts.wal_segment_size, sync: opts.wal_sync.clone() };
+        let wal_opts = WalOptions {
+            segment_size: opts.wal_segment_size,
+            sync: opts.wal_sync,
+        };
         let started = Instant::now();
         let mut replay = Replay::new(&head);
-        let (wal, wal_report) = Wal::open(&dir.join("wal"), wal_opts, |payload| replay.record(payload))?;
+        let (wal, wal_report) =
+            Wal::open(&dir.join("wal"), wal_opts, |payload| replay.record(payload))?;
         replay.finish();
         report.wal_records = wal_report.records;
         report.replay_duration = started.elapsed();
         report.wal_torn_tail = wal_report.torn_tail.clone();
         report.wal_corruption = wal_report.corruption.as_ref().map(|c| {
-            format!("{} at offset {}: {}; rest moved to {}", c.file.display(), c.offset, c.reason, c.moved_to.display())
+            format!(
+                "{} at offset {}: {}; rest moved to {}",
+                c.file.display(),
+                c.offset,
+                c.reason,
+                c.moved_to.display()
+            )
         });
         let _ = head.wal.set(wal);
         tracing::info!(
@@ -235,7 +252,10 @@ impl Db {
             wake: Condvar::new(),
             _lock: lock,
         });
-        inner.counters.quarantined.store(report.quarantined.len() as u64, Ordering::Relaxed);
+        inner
+            .counters
+            .quarantined
+            .store(report.quarantined.len() as u64, Ordering::Relaxed);
         let bg = if inner.opts.background {
             let i = inner.clone();
             Some(
@@ -247,7 +267,11 @@ impl Db {
         } else {
             None
         };
-        Ok(Db { inner, bg: Mutex::new(bg), report })
+        Ok(Db {
+            inner,
+            bg: Mutex::new(bg),
+            report,
+        })
     }
 
     /// What open found and did.
@@ -265,7 +289,12 @@ impl Db {
         if self.inner.closed.load(Ordering::Acquire) {
             return Err(Error::Closed);
         }
-        Ok(Querier::new(self.inner.head.clone(), self.inner.blocks.read().clone(), min_t, max_t))
+        Ok(Querier::new(
+            self.inner.head.clone(),
+            self.inner.blocks.read().clone(),
+            min_t,
+            max_t,
+        ))
     }
 
     /// Runs maintenance now: cuts the head into blocks as far as it is due,
@@ -288,10 +317,22 @@ impl Db {
     /// Rewrites every block that has tombstones without the deleted data.
     pub fn clean_tombstones(&self) -> Result<()> {
         let _g = self.inner.maintenance.lock();
-        let todo: Vec<Arc<Block>> = self.inner.blocks.read().iter().filter(|b| b.has_tombstones()).cloned().collect();
+        let todo: Vec<Arc<Block>> = self
+            .inner
+            .blocks
+            .read()
+            .iter()
+            .filter(|b| b.has_tombstones())
+            .cloned()
+            .collect();
         for b in todo {
             let m = b.meta().clone();
-            let new = compact::merge(&self.inner.dir, std::slice::from_ref(&b), m.min_time, m.max_time)?;
+            let new = compact::merge(
+                &self.inner.dir,
+                std::slice::from_ref(&b),
+                m.min_time,
+                m.max_time,
+            )?;
             self.inner.replace_blocks(&[b], new)?;
         }
         Ok(())
@@ -318,7 +359,13 @@ impl Db {
     /// A summary of the store.
     pub fn stats(&self) -> DbStats {
         let blocks = self.inner.blocks.read();
-        let wal_bytes = self.inner.head.wal.get().and_then(|w| w.size_bytes().ok()).unwrap_or(0);
+        let wal_bytes = self
+            .inner
+            .head
+            .wal
+            .get()
+            .and_then(|w| w.size_bytes().ok())
+            .unwrap_or(0);
         DbStats {
             head_series: self.inner.head.num_series(),
             head_min_t: self.inner.head.min_t(),
@@ -389,13 +436,18 @@ fn background(inner: Arc<Inner>) {
             if *stop {
                 return;
             }
-            inner.wake.wait_for(&mut stop, inner.opts.maintenance_interval);
+            inner
+                .wake
+                .wait_for(&mut stop, inner.opts.maintenance_interval);
             if *stop {
                 return;
             }
         }
         if let Err(e) = inner.maintain() {
-            inner.counters.compaction_failures.fetch_add(1, Ordering::Relaxed);
+            inner
+                .counters
+                .compaction_failures
+                .fetch_add(1, Ordering::Relaxed);
             tracing::error!(error = %e, "storage maintenance failed; will retry");
         }
     }
@@ -404,7 +456,11 @@ fn background(inner: Arc<Inner>) {
 impl Inner {
     fn max_block_duration(&self) -> i64 {
         self.opts.max_block_duration_ms.unwrap_or_else(|| {
-            let ten_percent = self.opts.retention_ms.map(|r| r / 10).unwrap_or(31 * DAY_MS);
+            let ten_percent = self
+                .opts
+                .retention_ms
+                .map(|r| r / 10)
+                .unwrap_or(31 * DAY_MS);
             ten_percent.clamp(self.opts.block_range_ms, 31 * DAY_MS)
         })
     }
@@ -440,7 +496,9 @@ impl Inner {
                 let mut bl = self.blocks.write();
                 bl.push(block);
                 bl.sort_by_key(|b| b.meta().min_time);
-                self.counters.head_compactions.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .head_compactions
+                    .fetch_add(1, Ordering::Relaxed);
             }
             head.truncate(b);
             cut = true;
@@ -460,7 +518,13 @@ impl Inner {
     }
 
     fn newest(&self) -> i64 {
-        let bmax = self.blocks.read().iter().map(|b| b.meta().max_time - 1).max().unwrap_or(i64::MIN);
+        let bmax = self
+            .blocks
+            .read()
+            .iter()
+            .map(|b| b.meta().max_time - 1)
+            .max()
+            .unwrap_or(i64::MIN);
         bmax.max(self.head.max_t())
     }
 
@@ -469,7 +533,9 @@ impl Inner {
         loop {
             let blocks = self.blocks.read().clone();
             let metas: Vec<&BlockMeta> = blocks.iter().map(|b| b.meta()).collect();
-            let Some((idx, lo, hi)) = compact::plan(&metas, &ranges, self.newest()) else { break };
+            let Some((idx, lo, hi)) = compact::plan(&metas, &ranges, self.newest()) else {
+                break;
+            };
             let group: Vec<Arc<Block>> = idx.iter().map(|&i| blocks[i].clone()).collect();
             let min_t = group.iter().map(|b| b.meta().min_time).min().unwrap_or(lo);
             let max_t = group.iter().map(|b| b.meta().max_time).max().unwrap_or(hi);
@@ -499,7 +565,9 @@ impl Inner {
                     }
                 };
                 for m in metas {
-                    if b.read_chunk(m.chunk_ref, &mut Vec::new(), &mut Vec::new()).is_err() {
+                    if b.read_chunk(m.chunk_ref, &mut Vec::new(), &mut Vec::new())
+                        .is_err()
+                    {
                         bad = true;
                         break 'outer;
                     }
@@ -508,7 +576,9 @@ impl Inner {
             if bad {
                 let dst = quarantine(&self.dir, b.dir())?;
                 tracing::error!(block = %b.dir().display(), moved_to = %dst.display(), "block quarantined");
-                self.blocks.write().retain(|x| x.meta().ulid != b.meta().ulid);
+                self.blocks
+                    .write()
+                    .retain(|x| x.meta().ulid != b.meta().ulid);
                 self.counters.quarantined.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -538,15 +608,24 @@ impl Inner {
 
     fn apply_retention(&self) -> Result<()> {
         let blocks = self.blocks.read().clone();
-        let doomed = retention::expired(&blocks, self.newest(), self.opts.retention_ms, self.opts.retention_bytes);
+        let doomed = retention::expired(
+            &blocks,
+            self.newest(),
+            self.opts.retention_ms,
+            self.opts.retention_bytes,
+        );
         if doomed.is_empty() {
             return Ok(());
         }
-        self.blocks.write().retain(|b| !doomed.contains(&b.meta().ulid));
+        self.blocks
+            .write()
+            .retain(|b| !doomed.contains(&b.meta().ulid));
         for b in blocks.iter().filter(|b| doomed.contains(&b.meta().ulid)) {
             tracing::info!(block = %b.meta().ulid, min_t = b.meta().min_time, max_t = b.meta().max_time, "deleting block past retention");
             delete_block_dir(&self.dir, b.dir())?;
-            self.counters.retention_deletions.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .retention_deletions
+                .fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -567,7 +646,10 @@ fn delete_block_dir(parent: &Path, dir: &Path) -> Result<()> {
 fn quarantine(parent: &Path, dir: &Path) -> Result<PathBuf> {
     let cdir = parent.join("corrupt");
     std::fs::create_dir_all(&cdir).map_err(|e| Error::io("create dir", &cdir, e))?;
-    let name = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let dst = cdir.join(format!("{name}-{}", now_ms()));
     io::rename_durable(dir, &dst)?;
     Ok(dst)
@@ -586,7 +668,12 @@ const MAX_DENSE_REF: u64 = 1 << 26;
 
 impl<'a> Replay<'a> {
     fn new(head: &'a Head) -> Self {
-        Replay { head, by_ref: Vec::new(), pending: Vec::new(), pending_tombs: Vec::new() }
+        Replay {
+            head,
+            by_ref: Vec::new(),
+            pending: Vec::new(),
+            pending_tombs: Vec::new(),
+        }
     }
 
     fn get(&self, sref: u64) -> Option<Arc<crate::head::MemSeries>> {
@@ -657,7 +744,10 @@ impl<'a> Replay<'a> {
             }
         }
         if dropped > 0 {
-            tracing::warn!(samples = dropped, "WAL samples without a series record were dropped");
+            tracing::warn!(
+                samples = dropped,
+                "WAL samples without a series record were dropped"
+            );
         }
     }
 }

@@ -42,7 +42,12 @@ pub struct Decbuf<'a> {
 impl<'a> Decbuf<'a> {
     /// A decoder over `data`; `what` names the data in errors, `base` is its file offset.
     pub fn new(data: &'a [u8], what: &'static str, base: u64) -> Self {
-        Decbuf { data, pos: 0, base, what }
+        Decbuf {
+            data,
+            pos: 0,
+            base,
+            what,
+        }
     }
 
     /// An error at the current position.
@@ -62,7 +67,10 @@ impl<'a> Decbuf<'a> {
 
     /// Reads one byte.
     pub fn u8(&mut self) -> Result<u8> {
-        let b = *self.data.get(self.pos).ok_or_else(|| self.err("unexpected end of data"))?;
+        let b = *self
+            .data
+            .get(self.pos)
+            .ok_or_else(|| self.err("unexpected end of data"))?;
         self.pos += 1;
         Ok(b)
     }
@@ -138,11 +146,13 @@ impl<'a> Decbuf<'a> {
     pub fn str(&mut self) -> Result<&'a str> {
         let at = self.pos;
         let b = self.len_bytes()?;
-        std::str::from_utf8(b).map_err(|_| Error::corruption(self.what, self.base + at as u64, "invalid utf-8"))
+        std::str::from_utf8(b)
+            .map_err(|_| Error::corruption(self.what, self.base + at as u64, "invalid utf-8"))
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;

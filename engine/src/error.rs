@@ -133,7 +133,11 @@ impl Error {
 
     /// Shorthand for a [`Error::Corruption`].
     pub fn corruption(file: impl Into<PathBuf>, offset: u64, reason: impl Into<String>) -> Self {
-        Error::Corruption { file: file.into(), offset, reason: reason.into() }
+        Error::Corruption {
+            file: file.into(),
+            offset,
+            reason: reason.into(),
+        }
     }
 
     /// True when retrying later may succeed (disk full, transient I/O).

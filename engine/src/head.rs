@@ -93,8 +93,12 @@ impl SeriesData {
         if self.open.is_empty() {
             return;
         }
-        let open = std::mem::replace(&mut self.open, XorAppender::new());
-        self.chunks.push(HeadChunk { data: Arc::from(open.bytes()), min_t: open.min_t(), max_t: open.max_t() });
+        let open = std::mem::take(&mut self.open);
+        self.chunks.push(HeadChunk {
+            data: Arc::from(open.bytes()),
+            min_t: open.min_t(),
+            max_t: open.max_t(),
+        });
     }
 }
 
@@ -198,22 +202,39 @@ impl Head {
                 s.clone()
             }
         };
-        let v: Vec<Label> = labels.iter().map(|l| Label { name: get(&l.name), value: get(&l.value) }).collect();
+        let v: Vec<Label> = labels
+            .iter()
+            .map(|l| Label {
+                name: get(&l.name),
+                value: get(&l.value),
+            })
+            .collect();
         Labels::from_sorted(v).unwrap_or_else(|_| labels.clone())
     }
 
     pub(crate) fn series_by_ref(&self, sref: SeriesRef) -> Option<Arc<MemSeries>> {
-        self.by_ref[(sref as usize) % STRIPES].read().get(&sref).cloned()
+        self.by_ref[(sref as usize) % STRIPES]
+            .read()
+            .get(&sref)
+            .cloned()
     }
 
     /// Finds or creates the series. `sref` forces the ref (WAL replay).
-    pub(crate) fn get_or_create(&self, labels: &Labels, sref: Option<SeriesRef>) -> Result<Arc<MemSeries>> {
+    pub(crate) fn get_or_create(
+        &self,
+        labels: &Labels,
+        sref: Option<SeriesRef>,
+    ) -> Result<Arc<MemSeries>> {
         if labels.is_empty() {
             return Err(Error::InvalidLabels("empty label set".into()));
         }
         let h = labels.hash64();
         let stripe = &self.by_hash[(h as usize) % STRIPES];
-        if let Some(s) = stripe.read().get(&h).and_then(|v| v.iter().find(|s| &s.labels == labels)) {
+        if let Some(s) = stripe
+            .read()
+            .get(&h)
+            .and_then(|v| v.iter().find(|s| &s.labels == labels))
+        {
             return Ok(s.clone());
         }
         let mut w = stripe.write();
@@ -235,7 +256,9 @@ impl Head {
             data: Mutex::new(SeriesData::new()),
         });
         list.push(s.clone());
-        self.by_ref[(sref as usize) % STRIPES].write().insert(sref, s.clone());
+        self.by_ref[(sref as usize) % STRIPES]
+            .write()
+            .insert(sref, s.clone());
         self.postings.write().add(sref, &s.labels);
         self.num_series.fetch_add(1, Ordering::Relaxed);
         self.counters.series_created.fetch_add(1, Ordering::Relaxed);
@@ -252,11 +275,23 @@ impl Head {
     /// range before the newest sample. Never the wall clock.
     fn appendable_min(&self) -> i64 {
         let max = self.max_t();
-        let half = if max == i64::MIN { i64::MIN } else { max.saturating_sub(self.opts.block_range_ms / 2) };
+        let half = if max == i64::MIN {
+            i64::MIN
+        } else {
+            max.saturating_sub(self.opts.block_range_ms / 2)
+        };
         half.max(self.min_valid_t())
     }
 
-    fn validate(&self, s: &MemSeries, last_t: i64, last_v: f64, ooo: &BTreeMap<i64, f64>, t: i64, v: f64) -> Result<Verdict> {
+    fn validate(
+        &self,
+        s: &MemSeries,
+        last_t: i64,
+        last_v: f64,
+        ooo: &BTreeMap<i64, f64>,
+        t: i64,
+        v: f64,
+    ) -> Result<Verdict> {
         if !(-MAX_ABS_TIMESTAMP..=MAX_ABS_TIMESTAMP).contains(&t) {
             return Err(Error::OutOfBounds { t_ms: t });
         }
@@ -264,7 +299,11 @@ impl Head {
             let min = self.appendable_min();
             if t < min {
                 self.counters.too_old.fetch_add(1, Ordering::Relaxed);
-                return Err(Error::TooOld { series: s.labels.to_string(), t_ms: t, min_ms: min });
+                return Err(Error::TooOld {
+                    series: s.labels.to_string(),
+                    t_ms: t,
+                    min_ms: min,
+                });
             }
             return Ok(Verdict::Append);
         }
@@ -273,7 +312,10 @@ impl Head {
                 return Ok(Verdict::Ignore);
             }
             self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-            return Err(Error::DuplicateSample { series: s.labels.to_string(), t_ms: t });
+            return Err(Error::DuplicateSample {
+                series: s.labels.to_string(),
+                t_ms: t,
+            });
         }
         let window = self.opts.ooo_window_ms;
         if window > 0 && t >= self.max_t().saturating_sub(window).max(self.min_valid_t()) {
@@ -281,13 +323,20 @@ impl Head {
                 Some(x) if x.to_bits() == v.to_bits() => Ok(Verdict::Ignore),
                 Some(_) => {
                     self.counters.duplicates.fetch_add(1, Ordering::Relaxed);
-                    Err(Error::DuplicateSample { series: s.labels.to_string(), t_ms: t })
+                    Err(Error::DuplicateSample {
+                        series: s.labels.to_string(),
+                        t_ms: t,
+                    })
                 }
                 None => Ok(Verdict::OutOfOrder),
             };
         }
         self.counters.out_of_order.fetch_add(1, Ordering::Relaxed);
-        Err(Error::OutOfOrder { series: s.labels.to_string(), t_ms: t, last_ms: last_t })
+        Err(Error::OutOfOrder {
+            series: s.labels.to_string(),
+            t_ms: t,
+            last_ms: last_t,
+        })
     }
 
     /// Inserts a replayed sample: no bounds or order checks beyond the
@@ -322,7 +371,10 @@ impl Head {
     /// Series matching the matchers, in no particular order.
     pub(crate) fn select(&self, matchers: &[Matcher]) -> Result<Vec<Arc<MemSeries>>> {
         let ids = index::select(&*self.postings.read(), matchers)?;
-        Ok(ids.into_iter().filter_map(|id| self.series_by_ref(id)).collect())
+        Ok(ids
+            .into_iter()
+            .filter_map(|id| self.series_by_ref(id))
+            .collect())
     }
 
     pub(crate) fn label_names(&self) -> Vec<String> {
@@ -352,12 +404,29 @@ impl Head {
         if series.is_empty() {
             return Ok(0);
         }
-        let ts: Vec<Tombstone> = series.iter().map(|s| Tombstone { sref: s.sref, min_t, max_t }).collect();
+        let ts: Vec<Tombstone> = series
+            .iter()
+            .map(|s| Tombstone {
+                sref: s.sref,
+                min_t,
+                max_t,
+            })
+            .collect();
         if let Some(wal) = self.wal.get() {
             let mut buf = Vec::new();
-            let unlogged: Vec<&Arc<MemSeries>> = series.iter().filter(|s| !s.logged.load(Ordering::Acquire)).collect();
+            let unlogged: Vec<&Arc<MemSeries>> = series
+                .iter()
+                .filter(|s| !s.logged.load(Ordering::Acquire))
+                .collect();
             if !unlogged.is_empty() {
-                record::encode_series(&mut buf, unlogged.iter().map(|s| (s.sref, &s.labels)).collect::<Vec<_>>().into_iter());
+                record::encode_series(
+                    &mut buf,
+                    unlogged
+                        .iter()
+                        .map(|s| (s.sref, &s.labels))
+                        .collect::<Vec<_>>()
+                        .into_iter(),
+                );
             }
             let mut tb = Vec::new();
             record::encode_tombstones(&mut tb, &ts);
@@ -422,7 +491,9 @@ impl Head {
             });
             self.postings.write().remove(&gone);
             self.num_series.fetch_sub(gone.len(), Ordering::Relaxed);
-            self.counters.series_removed.fetch_add(gone.len() as u64, Ordering::Relaxed);
+            self.counters
+                .series_removed
+                .fetch_add(gone.len() as u64, Ordering::Relaxed);
             let mut interner = self.interner.lock();
             interner.retain(|a| Arc::strong_count(a) > 1);
         }
@@ -439,7 +510,14 @@ impl Head {
         let series = self.all_series();
         for group in series.chunks(1000) {
             let mut buf = Vec::new();
-            record::encode_series(&mut buf, group.iter().map(|s| (s.sref, &s.labels)).collect::<Vec<_>>().into_iter());
+            record::encode_series(
+                &mut buf,
+                group
+                    .iter()
+                    .map(|s| (s.sref, &s.labels))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
             out.push(buf);
         }
         let mut samples = Vec::new();
@@ -460,7 +538,11 @@ impl Head {
                 vs.push(v);
             }
             for &(min_t, max_t) in &d.deleted {
-                tombs.push(Tombstone { sref: s.sref, min_t, max_t });
+                tombs.push(Tombstone {
+                    sref: s.sref,
+                    min_t,
+                    max_t,
+                });
             }
             drop(d);
             for (&t, &v) in ts.iter().zip(vs.iter()) {
@@ -495,7 +577,8 @@ fn in_chunks(d: &SeriesData, t: i64) -> bool {
     let mut check = |bytes: &[u8]| {
         ts.clear();
         vs.clear();
-        chunk::decode(Encoding::Xor, bytes, &mut ts, &mut vs).is_ok() && ts.binary_search(&t).is_ok()
+        chunk::decode(Encoding::Xor, bytes, &mut ts, &mut vs).is_ok()
+            && ts.binary_search(&t).is_ok()
     };
     for c in d.chunks.iter().filter(|c| t >= c.min_t && t <= c.max_t) {
         if check(&c.data) {
@@ -519,7 +602,11 @@ pub struct Appender {
 
 impl Appender {
     pub(crate) fn new(head: Arc<Head>) -> Appender {
-        Appender { head, samples: Vec::new(), pending_last: HashMap::new() }
+        Appender {
+            head,
+            samples: Vec::new(),
+            pending_last: HashMap::new(),
+        }
     }
 
     /// Adds a sample for the series with these labels (created if new).
@@ -546,7 +633,10 @@ impl Appender {
                 if t == lt && v.to_bits() == lv.to_bits() {
                     Verdict::Ignore
                 } else if t == lt {
-                    return Err(Error::DuplicateSample { series: s.labels.to_string(), t_ms: t });
+                    return Err(Error::DuplicateSample {
+                        series: s.labels.to_string(),
+                        t_ms: t,
+                    });
                 } else {
                     // Earlier than a pending sample of the same batch: check against the series.
                     let d = s.data.lock();
@@ -650,7 +740,11 @@ impl Appender {
             let refs: Vec<RefSample> = order
                 .iter()
                 .filter(|&&k| verdicts[k] != Verdict::Ignore)
-                .map(|&k| RefSample { sref: self.samples[k].0.sref, t: self.samples[k].1, v: self.samples[k].2 })
+                .map(|&k| RefSample {
+                    sref: self.samples[k].0.sref,
+                    t: self.samples[k].1,
+                    v: self.samples[k].2,
+                })
                 .collect();
             let mut samples_buf = Vec::with_capacity(refs.len() * 11 + 8);
             record::encode_samples(&mut samples_buf, &refs);
@@ -689,7 +783,9 @@ impl Appender {
             head.note_time(lo);
             head.note_time(hi);
         }
-        head.counters.samples_appended.fetch_add(n, Ordering::Relaxed);
+        head.counters
+            .samples_appended
+            .fetch_add(n, Ordering::Relaxed);
         Ok(())
     }
 }

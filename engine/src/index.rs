@@ -53,7 +53,11 @@ fn subtract(a: &[u64], b: &[u64]) -> Vec<u64> {
         .collect()
 }
 
-fn union_where(src: &impl PostingsSource, name: &str, pred: impl Fn(&str) -> bool) -> Result<Vec<u64>> {
+fn union_where(
+    src: &impl PostingsSource,
+    name: &str,
+    pred: impl Fn(&str) -> bool,
+) -> Result<Vec<u64>> {
     let mut out = Vec::new();
     let mut lists = 0;
     for v in src.values(name)? {
@@ -95,7 +99,11 @@ pub(crate) fn select(src: &impl PostingsSource, matchers: &[Matcher]) -> Result<
             Some(a) => a,
             None => src.all()?,
         };
-        acc = Some(if excluded.is_empty() { base } else { subtract(&base, &excluded) });
+        acc = Some(if excluded.is_empty() {
+            base
+        } else {
+            subtract(&base, &excluded)
+        });
     }
     match acc {
         Some(a) => Ok(a),
@@ -171,10 +179,19 @@ impl MemPostings {
 
 impl PostingsSource for MemPostings {
     fn values(&self, name: &str) -> Result<Vec<String>> {
-        Ok(self.by_name.get(name).map(|m| m.keys().map(|v| v.to_string()).collect()).unwrap_or_default())
+        Ok(self
+            .by_name
+            .get(name)
+            .map(|m| m.keys().map(|v| v.to_string()).collect())
+            .unwrap_or_default())
     }
     fn postings(&self, name: &str, value: &str) -> Result<Vec<u64>> {
-        Ok(self.by_name.get(name).and_then(|m| m.get(value)).cloned().unwrap_or_default())
+        Ok(self
+            .by_name
+            .get(name)
+            .and_then(|m| m.get(value))
+            .cloned()
+            .unwrap_or_default())
     }
     fn all(&self) -> Result<Vec<u64>> {
         Ok(self.all.clone())
@@ -210,7 +227,9 @@ struct Toc {
 }
 
 #[cfg(target_endian = "big")]
-compile_error!("the index format's fixed-width tables are little-endian; big-endian hosts are not supported");
+compile_error!(
+    "the index format's fixed-width tables are little-endian; big-endian hosts are not supported"
+);
 
 /// Where a chunk of a series lives and what it covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -238,7 +257,9 @@ impl IndexWriter {
     pub(crate) fn add_series(&mut self, labels: Labels, chunks: Vec<ChunkMeta>) -> Result<()> {
         if let Some((last, _)) = self.series.last() {
             if last.cmp_labels(&labels) != std::cmp::Ordering::Less {
-                return Err(Error::InvalidLabels(format!("index series out of order: {labels} after {last}")));
+                return Err(Error::InvalidLabels(format!(
+                    "index series out of order: {labels} after {last}"
+                )));
             }
         }
         self.series.push((labels, chunks));
@@ -260,7 +281,11 @@ impl IndexWriter {
         }
         syms.sort_unstable();
         syms.dedup();
-        let sym_idx: HashMap<&str, u64> = syms.iter().enumerate().map(|(i, s)| (*s, i as u64)).collect();
+        let sym_idx: HashMap<&str, u64> = syms
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (*s, i as u64))
+            .collect();
 
         let mut out = Vec::with_capacity(1 << 16);
         out.extend_from_slice(&INDEX_MAGIC);
@@ -296,7 +321,14 @@ impl IndexWriter {
             put_uvarint(&mut buf, chunks.len() as u64);
             let mut prev_max = 0i64;
             for (j, c) in chunks.iter().enumerate() {
-                put_varint(&mut buf, if j == 0 { c.min_t } else { c.min_t.wrapping_sub(prev_max) });
+                put_varint(
+                    &mut buf,
+                    if j == 0 {
+                        c.min_t
+                    } else {
+                        c.min_t.wrapping_sub(prev_max)
+                    },
+                );
                 put_uvarint(&mut buf, c.max_t.wrapping_sub(c.min_t) as u64);
                 put_uvarint(&mut buf, c.chunk_ref);
                 put_uvarint(&mut buf, u64::from(c.num_samples));
@@ -364,7 +396,11 @@ impl std::fmt::Debug for IndexReader {
 fn section<'a>(path: &Path, data: &'a [u8], off: u64, len: u64, name: &str) -> Result<&'a [u8]> {
     let end = off.checked_add(len).and_then(|e| e.checked_add(4));
     let Some(end) = end.filter(|&e| e <= data.len() as u64) else {
-        return Err(Error::corruption(path, off, format!("{name} section out of bounds")));
+        return Err(Error::corruption(
+            path,
+            off,
+            format!("{name} section out of bounds"),
+        ));
     };
     let (off, end) = (off as usize, end as usize);
     let body = &data[off..end - 4];
@@ -373,7 +409,12 @@ fn section<'a>(path: &Path, data: &'a [u8], off: u64, len: u64, name: &str) -> R
     let expected = u32::from_le_bytes(c);
     let actual = crc32fast::hash(body);
     if expected != actual {
-        return Err(Error::ChecksumMismatch { file: path.to_path_buf(), offset: off as u64, expected, actual });
+        return Err(Error::ChecksumMismatch {
+            file: path.to_path_buf(),
+            offset: off as u64,
+            expected,
+            actual,
+        });
     }
     Ok(body)
 }
@@ -394,10 +435,17 @@ impl IndexReader {
             return Err(Error::corruption(path, 0, "bad index magic"));
         }
         if data[4] != INDEX_VERSION {
-            return Err(Error::UnsupportedVersion { file: path.to_path_buf(), found: u32::from(data[4]) });
+            return Err(Error::UnsupportedVersion {
+                file: path.to_path_buf(),
+                found: u32::from(data[4]),
+            });
         }
         if data[5..8] != [0, 0, 0] {
-            return Err(Error::corruption(path, 5, "reserved header bytes are not zero"));
+            return Err(Error::corruption(
+                path,
+                5,
+                "reserved header bytes are not zero",
+            ));
         }
         let foot = data.len() - FOOTER_LEN;
         let tb = &data[foot..foot + 80];
@@ -405,11 +453,20 @@ impl IndexReader {
         c.copy_from_slice(&data[foot + 80..foot + 84]);
         let (expected, actual) = (u32::from_le_bytes(c), crc32fast::hash(tb));
         if expected != actual {
-            return Err(Error::ChecksumMismatch { file: path.to_path_buf(), offset: foot as u64, expected, actual });
+            return Err(Error::ChecksumMismatch {
+                file: path.to_path_buf(),
+                offset: foot as u64,
+                expected,
+                actual,
+            });
         }
         let toc: Toc = bytemuck::pod_read_unaligned(tb);
         if toc.series_count > MAX_SERIES {
-            return Err(Error::corruption(path, foot as u64, "series count out of range"));
+            return Err(Error::corruption(
+                path,
+                foot as u64,
+                "series count out of range",
+            ));
         }
 
         let sym = section(path, data, toc.symbols_off, toc.symbols_len, "symbols")?;
@@ -428,20 +485,40 @@ impl IndexReader {
             symbols.push((off as u32, s.len() as u32));
         }
         if data.len() > u32::MAX as usize && !symbols.is_empty() {
-            return Err(Error::corruption(path, 0, "index files over 4 GiB are not supported"));
+            return Err(Error::corruption(
+                path,
+                0,
+                "index files over 4 GiB are not supported",
+            ));
         }
 
         section(path, data, toc.series_off, toc.series_len, "series")?;
         // Alignment padding before the offsets table: not checksummed, so it must be zero.
         let pad_start = (toc.series_off + toc.series_len + 4) as usize;
-        let pad = data.get(pad_start..toc.offsets_off as usize).ok_or_else(|| Error::corruption(path, pad_start as u64, "series offsets table overlaps the series section"))?;
+        let pad = data
+            .get(pad_start..toc.offsets_off as usize)
+            .ok_or_else(|| {
+                Error::corruption(
+                    path,
+                    pad_start as u64,
+                    "series offsets table overlaps the series section",
+                )
+            })?;
         if pad.len() >= 8 || pad.iter().any(|&b| b != 0) {
-            return Err(Error::corruption(path, pad_start as u64, "bad padding before the series offsets table"));
+            return Err(Error::corruption(
+                path,
+                pad_start as u64,
+                "bad padding before the series offsets table",
+            ));
         }
         let offsets_len = toc.series_count * 8;
         let offs = section(path, data, toc.offsets_off, offsets_len, "series offsets")?;
         if bytemuck::try_cast_slice::<u8, u64>(offs).is_err() {
-            return Err(Error::corruption(path, toc.offsets_off, "series offsets table misaligned"));
+            return Err(Error::corruption(
+                path,
+                toc.offsets_off,
+                "series offsets table misaligned",
+            ));
         }
         section(path, data, toc.postings_off, toc.postings_len, "postings")?;
         let tbl = section(path, data, toc.table_off, toc.table_len, "postings table")?;
@@ -459,7 +536,13 @@ impl IndexReader {
             }
             table.push((name, value, off));
         }
-        Ok(IndexReader { path: path.to_path_buf(), map, toc, symbols, table })
+        Ok(IndexReader {
+            path: path.to_path_buf(),
+            map,
+            toc,
+            symbols,
+            table,
+        })
     }
 
     fn data(&self) -> &[u8] {
@@ -467,8 +550,14 @@ impl IndexReader {
     }
 
     fn symbol(&self, i: u64) -> Result<&str> {
-        let &(o, l) = self.symbols.get(i as usize).ok_or_else(|| self.err(0, format!("symbol {i} out of range")))?;
-        let b = self.data().get(o as usize..(o + l) as usize).ok_or_else(|| self.err(u64::from(o), "symbol out of bounds"))?;
+        let &(o, l) = self
+            .symbols
+            .get(i as usize)
+            .ok_or_else(|| self.err(0, format!("symbol {i} out of range")))?;
+        let b = self
+            .data()
+            .get(o as usize..(o + l) as usize)
+            .ok_or_else(|| self.err(u64::from(o), "symbol out of bounds"))?;
         // Validated as UTF-8 at open.
         std::str::from_utf8(b).map_err(|_| self.err(u64::from(o), "invalid utf-8"))
     }
@@ -494,8 +583,10 @@ impl IndexReader {
         if id >= self.toc.series_count {
             return Err(self.err(self.toc.offsets_off, format!("series {id} out of range")));
         }
-        let offs = &self.data()[self.toc.offsets_off as usize..(self.toc.offsets_off + self.toc.series_count * 8) as usize];
-        let offs: &[u64] = bytemuck::try_cast_slice(offs).map_err(|_| self.err(self.toc.offsets_off, "misaligned"))?;
+        let offs = &self.data()[self.toc.offsets_off as usize
+            ..(self.toc.offsets_off + self.toc.series_count * 8) as usize];
+        let offs: &[u64] = bytemuck::try_cast_slice(offs)
+            .map_err(|_| self.err(self.toc.offsets_off, "misaligned"))?;
         let rel = offs[id as usize];
         if rel >= self.toc.series_len {
             return Err(self.err(self.toc.offsets_off + id * 8, "series offset out of range"));
@@ -508,22 +599,35 @@ impl IndexReader {
         for _ in 0..nl {
             let n = self.symbol(d.uvarint()?)?;
             let v = self.symbol(d.uvarint()?)?;
-            labels.push(Label { name: Arc::from(n), value: Arc::from(v) });
+            labels.push(Label {
+                name: Arc::from(n),
+                value: Arc::from(v),
+            });
         }
-        let labels = Labels::from_sorted(labels).map_err(|e| self.err(start as u64, e.to_string()))?;
+        let labels =
+            Labels::from_sorted(labels).map_err(|e| self.err(start as u64, e.to_string()))?;
         let nc = d.uvarint_max(d.remaining() as u64 / 4)?;
         let mut chunks = Vec::with_capacity(nc);
         let mut prev_max = 0i64;
         for j in 0..nc {
             let dm = d.varint()?;
-            let min_t = if j == 0 { dm } else { prev_max.wrapping_add(dm) };
+            let min_t = if j == 0 {
+                dm
+            } else {
+                prev_max.wrapping_add(dm)
+            };
             let max_t = min_t.wrapping_add(d.uvarint()? as i64);
             let chunk_ref = d.uvarint()?;
             let num_samples = d.uvarint_max(u64::from(u32::MAX))? as u32;
             if max_t < min_t {
                 return Err(d.err("chunk max time before min time"));
             }
-            chunks.push(ChunkMeta { min_t, max_t, chunk_ref, num_samples });
+            chunks.push(ChunkMeta {
+                min_t,
+                max_t,
+                chunk_ref,
+                num_samples,
+            });
             prev_max = max_t;
         }
         Ok((labels, chunks))
@@ -541,7 +645,9 @@ impl IndexReader {
     }
 
     fn table_range(&self, name: &str) -> &[(u32, u32, u64)] {
-        let Some(n) = self.symbol_index(name) else { return &[] };
+        let Some(n) = self.symbol_index(name) else {
+            return &[];
+        };
         let lo = self.table.partition_point(|e| e.0 < n);
         let hi = self.table.partition_point(|e| e.0 <= n);
         &self.table[lo..hi]
@@ -559,7 +665,9 @@ impl IndexReader {
             if i > 0 && delta == 0 {
                 return Err(d.err("postings not strictly increasing"));
             }
-            cur = cur.checked_add(delta).ok_or_else(|| d.err("postings overflow"))?;
+            cur = cur
+                .checked_add(delta)
+                .ok_or_else(|| d.err("postings overflow"))?;
             if cur >= self.toc.series_count {
                 return Err(d.err("postings id out of range"));
             }
@@ -571,10 +679,15 @@ impl IndexReader {
 
 impl PostingsSource for IndexReader {
     fn values(&self, name: &str) -> Result<Vec<String>> {
-        self.table_range(name).iter().map(|&(_, v, _)| Ok(self.symbol(u64::from(v))?.to_string())).collect()
+        self.table_range(name)
+            .iter()
+            .map(|&(_, v, _)| Ok(self.symbol(u64::from(v))?.to_string()))
+            .collect()
     }
     fn postings(&self, name: &str, value: &str) -> Result<Vec<u64>> {
-        let (Some(n), Some(v)) = (self.symbol_index(name), self.symbol_index(value)) else { return Ok(Vec::new()) };
+        let (Some(n), Some(v)) = (self.symbol_index(name), self.symbol_index(value)) else {
+            return Ok(Vec::new());
+        };
         match self.table.binary_search_by(|e| (e.0, e.1).cmp(&(n, v))) {
             Ok(i) => self.read_postings(self.table[i].2),
             Err(_) => Ok(Vec::new()),
@@ -600,6 +713,7 @@ pub fn fuzz_index(data: &[u8]) -> Result<()> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -608,7 +722,12 @@ mod tests {
         let mut sorted = series.to_vec();
         sorted.sort();
         for (i, l) in sorted.iter().enumerate() {
-            let c = ChunkMeta { min_t: i as i64 * 10, max_t: i as i64 * 10 + 5, chunk_ref: i as u64, num_samples: 3 };
+            let c = ChunkMeta {
+                min_t: i as i64 * 10,
+                max_t: i as i64 * 10 + 5,
+                chunk_ref: i as u64,
+                num_samples: 3,
+            };
             w.add_series(l.clone(), vec![c]).unwrap();
         }
         let dir = tempfile::tempdir().unwrap();
@@ -621,7 +740,14 @@ mod tests {
     #[test]
     fn index_round_trip_and_matchers() {
         let series: Vec<Labels> = (0..50)
-            .map(|i| Labels::new([("__name__", "m"), ("i", &i.to_string()), ("even", if i % 2 == 0 { "y" } else { "" })]).unwrap())
+            .map(|i| {
+                Labels::new([
+                    ("__name__", "m"),
+                    ("i", &i.to_string()),
+                    ("even", if i % 2 == 0 { "y" } else { "" }),
+                ])
+                .unwrap()
+            })
             .collect();
         let (_d, r) = write_index(&series);
         assert_eq!(r.series_count(), 50);
@@ -643,7 +769,9 @@ mod tests {
 
     #[test]
     fn flipped_bits_are_detected() {
-        let series: Vec<Labels> = (0..20).map(|i| Labels::new([("a", i.to_string())]).unwrap()).collect();
+        let series: Vec<Labels> = (0..20)
+            .map(|i| Labels::new([("a", i.to_string())]).unwrap())
+            .collect();
         let (d, _) = write_index(&series);
         let p = d.path().join("index");
         let orig = std::fs::read(&p).unwrap();

@@ -29,13 +29,18 @@ pub struct Labels(Vec<Label>);
 impl Labels {
     /// Builds a label set from pairs in any order. Empty values are dropped;
     /// empty or duplicate names are an error.
-    pub fn new<N: AsRef<str>, V: AsRef<str>>(pairs: impl IntoIterator<Item = (N, V)>) -> Result<Labels> {
-        let mut v: Vec<Label> = pairs
+    pub fn new<N: AsRef<str>, V: AsRef<str>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Result<Labels> {
+        let v: Vec<Label> = pairs
             .into_iter()
             .filter(|(_, val)| !val.as_ref().is_empty())
-            .map(|(n, val)| Label { name: Arc::from(n.as_ref()), value: Arc::from(val.as_ref()) })
+            .map(|(n, val)| Label {
+                name: Arc::from(n.as_ref()),
+                value: Arc::from(val.as_ref()),
+            })
             .collect();
-        Self::from_vec(v.drain(..).collect())
+        Self::from_vec(v)
     }
 
     /// Builds a label set from already-made labels (sorted here; validated).
@@ -47,7 +52,10 @@ impl Labels {
                 return Err(Error::InvalidLabels("empty label name".into()));
             }
             if i > 0 && v[i - 1].name == l.name {
-                return Err(Error::InvalidLabels(format!("duplicate label name {:?}", l.name)));
+                return Err(Error::InvalidLabels(format!(
+                    "duplicate label name {:?}",
+                    l.name
+                )));
             }
         }
         Ok(Labels(v))
@@ -58,7 +66,9 @@ impl Labels {
     pub fn from_sorted(v: Vec<Label>) -> Result<Labels> {
         for (i, l) in v.iter().enumerate() {
             if l.name.is_empty() || l.value.is_empty() || (i > 0 && v[i - 1].name >= l.name) {
-                return Err(Error::InvalidLabels("labels not sorted, unique and non-empty".into()));
+                return Err(Error::InvalidLabels(
+                    "labels not sorted, unique and non-empty".into(),
+                ));
             }
         }
         Ok(Labels(v))
@@ -183,7 +193,11 @@ const REGEX_SIZE_LIMIT: usize = 1 << 22;
 
 impl Matcher {
     /// Builds a matcher; regexes are anchored at both ends as in Prometheus.
-    pub fn new(kind: MatchType, name: impl Into<String>, value: impl Into<String>) -> Result<Matcher> {
+    pub fn new(
+        kind: MatchType,
+        name: impl Into<String>,
+        value: impl Into<String>,
+    ) -> Result<Matcher> {
         let name = name.into();
         let value = value.into();
         let re = match kind {
@@ -195,12 +209,22 @@ impl Matcher {
             ),
             _ => None,
         };
-        Ok(Matcher { name, kind, value, re })
+        Ok(Matcher {
+            name,
+            kind,
+            value,
+            re,
+        })
     }
 
     /// Shorthand for an `=` matcher.
     pub fn eq(name: impl Into<String>, value: impl Into<String>) -> Matcher {
-        Matcher { name: name.into(), kind: MatchType::Equal, value: value.into(), re: None }
+        Matcher {
+            name: name.into(),
+            kind: MatchType::Equal,
+            value: value.into(),
+            re: None,
+        }
     }
 
     /// Whether `value` (the empty string for an absent label) matches.
@@ -237,6 +261,7 @@ impl fmt::Display for Matcher {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -260,7 +285,9 @@ mod tests {
         let m = Matcher::new(MatchType::Regex, "a", "a|b").unwrap();
         assert!(m.matches("a") && m.matches("b") && !m.matches("ab"));
         assert!(Matcher::new(MatchType::Regex, "a", "(").is_err());
-        assert!(Matcher::new(MatchType::NotEqual, "a", "x").unwrap().matches_empty());
+        assert!(Matcher::new(MatchType::NotEqual, "a", "x")
+            .unwrap()
+            .matches_empty());
     }
 
     #[test]

@@ -14,6 +14,7 @@ mod compact;
 pub mod db;
 pub mod encoding;
 pub mod error;
+pub mod fuzzing;
 pub mod head;
 pub mod index;
 pub mod io;

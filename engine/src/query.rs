@@ -176,7 +176,12 @@ impl Querier {
             .into_iter()
             .filter(|b| b.meta().max_time > min_t && b.meta().min_time <= max_t)
             .collect();
-        Querier { head, blocks, min_t, max_t }
+        Querier {
+            head,
+            blocks,
+            min_t,
+            max_t,
+        }
     }
 
     fn head_overlaps(&self) -> bool {
@@ -196,10 +201,20 @@ impl Querier {
                 let chunks: Vec<ChunkRef> = metas
                     .iter()
                     .filter(|m| overlaps(m.min_t, m.max_t))
-                    .map(|m| ChunkRef { data: ChunkData::Block(b.clone(), m.chunk_ref), min_t: m.min_t, max_t: m.max_t, deleted: deleted.clone() })
+                    .map(|m| ChunkRef {
+                        data: ChunkData::Block(b.clone(), m.chunk_ref),
+                        min_t: m.min_t,
+                        max_t: m.max_t,
+                        deleted: deleted.clone(),
+                    })
                     .collect();
                 if !chunks.is_empty() {
-                    all.push(Series { labels, chunks, min_t, max_t });
+                    all.push(Series {
+                        labels,
+                        chunks,
+                        min_t,
+                        max_t,
+                    });
                 }
             }
         }
@@ -211,7 +226,12 @@ impl Querier {
                     .chunks
                     .iter()
                     .filter(|c| overlaps(c.min_t, c.max_t))
-                    .map(|c| ChunkRef { data: ChunkData::Mem(c.data.clone()), min_t: c.min_t, max_t: c.max_t, deleted: deleted.clone() })
+                    .map(|c| ChunkRef {
+                        data: ChunkData::Mem(c.data.clone()),
+                        min_t: c.min_t,
+                        max_t: c.max_t,
+                        deleted: deleted.clone(),
+                    })
                     .collect();
                 if !d.open.is_empty() && overlaps(d.open.min_t(), d.open.max_t()) {
                     chunks.push(ChunkRef {
@@ -221,13 +241,24 @@ impl Querier {
                         deleted: deleted.clone(),
                     });
                 }
-                let ooo: Vec<(i64, f64)> = d.ooo.range(min_t..=max_t).map(|(&t, &v)| (t, v)).collect();
+                let ooo: Vec<(i64, f64)> =
+                    d.ooo.range(min_t..=max_t).map(|(&t, &v)| (t, v)).collect();
                 drop(d);
                 if let (Some(&(a, _)), Some(&(b, _))) = (ooo.first(), ooo.last()) {
-                    chunks.push(ChunkRef { data: ChunkData::Samples(ooo.into()), min_t: a, max_t: b, deleted });
+                    chunks.push(ChunkRef {
+                        data: ChunkData::Samples(ooo.into()),
+                        min_t: a,
+                        max_t: b,
+                        deleted,
+                    });
                 }
                 if !chunks.is_empty() {
-                    all.push(Series { labels: s.labels.clone(), chunks, min_t, max_t });
+                    all.push(Series {
+                        labels: s.labels.clone(),
+                        chunks,
+                        min_t,
+                        max_t,
+                    });
                 }
             }
         }

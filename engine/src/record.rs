@@ -66,7 +66,10 @@ pub enum Record {
 }
 
 /// Appends a series record for `series` to `buf`.
-pub fn encode_series<'a>(buf: &mut Vec<u8>, series: impl ExactSizeIterator<Item = (u64, &'a Labels)>) {
+pub fn encode_series<'a>(
+    buf: &mut Vec<u8>,
+    series: impl ExactSizeIterator<Item = (u64, &'a Labels)>,
+) {
     buf.push(TYPE_SERIES);
     put_uvarint(buf, series.len() as u64);
     for (sref, labels) in series {
@@ -111,7 +114,11 @@ pub fn encode_tombstones(buf: &mut Vec<u8>, ts: &[Tombstone]) {
 pub fn for_each_sample(d: &mut Decbuf<'_>, mut f: impl FnMut(RefSample)) -> Result<()> {
     // Every sample takes at least 10 bytes, which bounds the claimed count.
     let n = d.uvarint_max(d.remaining() as u64 / 10)?;
-    let mut first = RefSample { sref: 0, t: 0, v: 0.0 };
+    let mut first = RefSample {
+        sref: 0,
+        t: 0,
+        v: 0.0,
+    };
     for i in 0..n {
         let s = if i == 0 {
             let sref = d.uvarint()?;
@@ -120,7 +127,11 @@ pub fn for_each_sample(d: &mut Decbuf<'_>, mut f: impl FnMut(RefSample)) -> Resu
         } else {
             let dr = d.varint()?;
             let dt = d.varint()?;
-            RefSample { sref: first.sref.wrapping_add(dr as u64), t: first.t.wrapping_add(dt), v: 0.0 }
+            RefSample {
+                sref: first.sref.wrapping_add(dr as u64),
+                t: first.t.wrapping_add(dt),
+                v: 0.0,
+            }
         };
         let v = f64::from_bits(d.le_u64()?);
         let s = RefSample { v, ..s };
@@ -146,7 +157,10 @@ pub fn decode(payload: &[u8]) -> Result<Record> {
                 for _ in 0..nl {
                     let name = d.str()?;
                     let value = d.str()?;
-                    v.push(Label { name: Arc::from(name), value: Arc::from(value) });
+                    v.push(Label {
+                        name: Arc::from(name),
+                        value: Arc::from(value),
+                    });
                 }
                 let labels = Labels::from_vec(v).map_err(|e| d.err(e.to_string()))?;
                 out.push(SeriesRecord { sref, labels });
@@ -162,7 +176,11 @@ pub fn decode(payload: &[u8]) -> Result<Record> {
             let n = d.uvarint_max(d.remaining() as u64 / 3)?;
             let mut out = Vec::with_capacity(n);
             for _ in 0..n {
-                out.push(Tombstone { sref: d.uvarint()?, min_t: d.varint()?, max_t: d.varint()? });
+                out.push(Tombstone {
+                    sref: d.uvarint()?,
+                    min_t: d.varint()?,
+                    max_t: d.varint()?,
+                });
             }
             Ok(Record::Tombstones(out))
         }
@@ -171,6 +189,7 @@ pub fn decode(payload: &[u8]) -> Result<Record> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
@@ -199,8 +218,15 @@ mod tests {
         let l = Labels::new([("__name__", "up"), ("http.status", "200")]).unwrap();
         let mut buf = Vec::new();
         encode_series(&mut buf, [(7u64, &l)].into_iter());
-        assert_eq!(decode(&buf).unwrap(), Record::Series(vec![SeriesRecord { sref: 7, labels: l }]));
-        let ts = vec![Tombstone { sref: 1, min_t: -5, max_t: 10 }];
+        assert_eq!(
+            decode(&buf).unwrap(),
+            Record::Series(vec![SeriesRecord { sref: 7, labels: l }])
+        );
+        let ts = vec![Tombstone {
+            sref: 1,
+            min_t: -5,
+            max_t: 10,
+        }];
         buf.clear();
         encode_tombstones(&mut buf, &ts);
         assert_eq!(decode(&buf).unwrap(), Record::Tombstones(ts));

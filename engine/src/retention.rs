@@ -14,7 +14,12 @@ use std::sync::Arc;
 /// - time: a block is deleted once it lies wholly before `newest - retention_ms`;
 /// - size: walking from the newest block back, once the running total of block
 ///   sizes exceeds `retention_bytes`, that block and every older one go.
-pub(crate) fn expired(blocks: &[Arc<Block>], newest: i64, retention_ms: Option<i64>, retention_bytes: Option<u64>) -> Vec<String> {
+pub(crate) fn expired(
+    blocks: &[Arc<Block>],
+    newest: i64,
+    retention_ms: Option<i64>,
+    retention_bytes: Option<u64>,
+) -> Vec<String> {
     let mut sorted: Vec<&Arc<Block>> = blocks.iter().collect();
     sorted.sort_by_key(|b| std::cmp::Reverse(b.meta().max_time));
     let mut out = Vec::new();

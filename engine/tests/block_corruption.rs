@@ -3,16 +3,31 @@
 //! blocks still answer; a flipped bit in the index, a truncated chunk file, a
 //! missing file or a broken meta.json quarantine the block at open.
 
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
+
 use sonde_engine::{Db, Error, Labels, Matcher, Options, SyncMode};
 use std::path::{Path, PathBuf};
 
 fn opts() -> Options {
-    Options { block_range_ms: 1000, background: false, wal_sync: SyncMode::Os, retention_ms: None, ..Options::default() }
+    Options {
+        block_range_ms: 1000,
+        background: false,
+        wal_sync: SyncMode::Os,
+        retention_ms: None,
+        ..Options::default()
+    }
 }
 
 /// Three level-1 blocks ([0,1000), [1000,2000), [2000,3000)) plus head data.
 fn build(dir: &Path) -> Vec<PathBuf> {
-    let db = Db::open(dir, Options { max_block_duration_ms: Some(1000), ..opts() }).unwrap();
+    let db = Db::open(
+        dir,
+        Options {
+            max_block_duration_ms: Some(1000),
+            ..opts()
+        },
+    )
+    .unwrap();
     let mut a = db.appender();
     for t in 0..50 {
         for i in 0..3 {
@@ -22,7 +37,12 @@ fn build(dir: &Path) -> Vec<PathBuf> {
     }
     a.commit().unwrap();
     db.compact().unwrap();
-    let blocks: Vec<PathBuf> = db.stats().blocks.iter().map(|b| dir.join(&b.ulid)).collect();
+    let blocks: Vec<PathBuf> = db
+        .stats()
+        .blocks
+        .iter()
+        .map(|b| dir.join(&b.ulid))
+        .collect();
     assert!(blocks.len() >= 3, "{blocks:?}");
     blocks
 }
@@ -53,12 +73,19 @@ fn flipped_chunk_bit_fails_queries_on_that_block_only() {
     match select_all(&db, 0, 999) {
         Err(e @ (Error::ChecksumMismatch { .. } | Error::Corruption { .. })) => {
             let msg = e.to_string();
-            assert!(msg.contains(blocks[0].file_name().unwrap().to_str().unwrap()), "names the block: {msg}");
+            assert!(
+                msg.contains(blocks[0].file_name().unwrap().to_str().unwrap()),
+                "names the block: {msg}"
+            );
             assert!(msg.contains("offset"), "names the offset: {msg}");
         }
         other => panic!("expected a checksum error, got {other:?}"),
     }
-    assert_eq!(select_all(&db, 1000, 2999).unwrap(), 60, "other blocks still answer");
+    assert_eq!(
+        select_all(&db, 1000, 2999).unwrap(),
+        60,
+        "other blocks still answer"
+    );
     // Compaction refuses to merge it: the corrupt block is quarantined instead.
     db.compact().unwrap();
     assert_eq!(select_all(&db, 1000, 2999).unwrap(), 60);
@@ -84,10 +111,20 @@ fn damaged_blocks_are_quarantined_at_open() {
         let rep = db.open_report();
         assert_eq!(rep.quarantined.len(), 1, "{damage}: {rep:?}");
         assert!(!b.exists(), "{damage}: moved away");
-        let corrupt: Vec<_> = std::fs::read_dir(dir.path().join("corrupt")).unwrap().collect();
+        let corrupt: Vec<_> = std::fs::read_dir(dir.path().join("corrupt"))
+            .unwrap()
+            .collect();
         assert_eq!(corrupt.len(), 1, "{damage}: kept for inspection");
-        assert_eq!(select_all(&db, 0, 999).unwrap(), 30, "{damage}: other blocks serve");
-        assert_eq!(select_all(&db, 2000, 2999).unwrap(), 30, "{damage}: other blocks serve");
+        assert_eq!(
+            select_all(&db, 0, 999).unwrap(),
+            30,
+            "{damage}: other blocks serve"
+        );
+        assert_eq!(
+            select_all(&db, 2000, 2999).unwrap(),
+            30,
+            "{damage}: other blocks serve"
+        );
     }
 }
 
@@ -96,10 +133,17 @@ fn leftovers_are_cleaned_at_open() {
     let dir = tempfile::tempdir().unwrap();
     build(dir.path());
     std::fs::create_dir_all(dir.path().join("01ARZ3NDEKTSV4RRFFQ69G5FAV.tmp/chunks")).unwrap();
-    std::fs::create_dir_all(dir.path().join("01ARZ3NDEKTSV4RRFFQ69G5FAW.tmp-for-deletion")).unwrap();
+    std::fs::create_dir_all(
+        dir.path()
+            .join("01ARZ3NDEKTSV4RRFFQ69G5FAW.tmp-for-deletion"),
+    )
+    .unwrap();
     std::fs::write(dir.path().join("unknown-file"), b"x").unwrap();
     let db = Db::open(dir.path(), opts()).unwrap();
     assert!(!dir.path().join("01ARZ3NDEKTSV4RRFFQ69G5FAV.tmp").exists());
-    assert!(!dir.path().join("01ARZ3NDEKTSV4RRFFQ69G5FAW.tmp-for-deletion").exists());
+    assert!(!dir
+        .path()
+        .join("01ARZ3NDEKTSV4RRFFQ69G5FAW.tmp-for-deletion")
+        .exists());
     assert_eq!(select_all(&db, 0, 10_000).unwrap(), 150);
 }

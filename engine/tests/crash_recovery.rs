@@ -6,6 +6,8 @@
 //!
 //! The child is this same test binary, re-run with `--ignored --exact crash_child`.
 
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
+
 use sonde_engine::{Db, Labels, Matcher, Options, SyncMode};
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -39,8 +41,13 @@ fn value(b: i64, i: usize) -> f64 {
 #[test]
 #[ignore = "child process of crash_recovery_after_repeated_sigkill"]
 fn crash_child() {
-    let Ok(dir) = std::env::var("SONDE_CRASH_DIR") else { return };
-    let start: i64 = std::env::var("SONDE_CRASH_START").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let Ok(dir) = std::env::var("SONDE_CRASH_DIR") else {
+        return;
+    };
+    let start: i64 = std::env::var("SONDE_CRASH_START")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     let db = Db::open(&dir, opts(true)).expect("open");
     let ls: Vec<Labels> = (0..SERIES).map(labels).collect();
     for b in start.. {
@@ -64,13 +71,24 @@ fn xorshift(s: &mut u64) -> u64 {
 fn crash_recovery_after_repeated_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
-    let mut seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64 | 1;
+    let mut seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64
+        | 1;
     let mut last_acked: i64 = -1;
     let mut max_started: i64 = -1;
     for round in 0..20 {
         let start = last_acked + 1;
         let mut child = Command::new(&exe)
-            .args(["--ignored", "--exact", "crash_child", "--nocapture", "--test-threads", "1"])
+            .args([
+                "--ignored",
+                "--exact",
+                "crash_child",
+                "--nocapture",
+                "--test-threads",
+                "1",
+            ])
             .env("SONDE_CRASH_DIR", dir.path())
             .env("SONDE_CRASH_START", start.to_string())
             .stdout(Stdio::piped())
@@ -95,20 +113,35 @@ fn crash_recovery_after_repeated_sigkill() {
         std::thread::sleep(wait);
         unsafe_free_kill(child.id());
         let status = child.wait().unwrap();
-        assert!(!status.success(), "round {round}: child exited by itself: {status:?}");
+        assert!(
+            !status.success(),
+            "round {round}: child exited by itself: {status:?}"
+        );
         let acked = reader.join().unwrap();
         if let Some(&m) = acked.last() {
-            assert_eq!(acked.first(), Some(&start), "round {round}: child started where told");
+            assert_eq!(
+                acked.first(),
+                Some(&start),
+                "round {round}: child started where told"
+            );
             last_acked = m;
         }
         max_started = max_started.max(last_acked + 1);
-        eprintln!("round {round}: killed after {:?}, acked up to {last_acked}", t0.elapsed());
+        eprintln!(
+            "round {round}: killed after {:?}, acked up to {last_acked}",
+            t0.elapsed()
+        );
     }
-    assert!(last_acked > 20, "the child made progress ({last_acked} batches)");
+    assert!(
+        last_acked > 20,
+        "the child made progress ({last_acked} batches)"
+    );
 
     let db = Db::open(dir.path(), opts(false)).unwrap();
     let q = db.querier(i64::MIN, i64::MAX).unwrap();
-    let series = q.select(&[Matcher::eq("__name__", "crash_metric")]).unwrap();
+    let series = q
+        .select(&[Matcher::eq("__name__", "crash_metric")])
+        .unwrap();
     assert_eq!(series.len(), SERIES);
     let mut present: Vec<Vec<i64>> = vec![Vec::new(); SERIES];
     for (i, s) in series.iter().enumerate() {
@@ -123,19 +156,34 @@ fn crash_recovery_after_repeated_sigkill() {
     }
     for b in 0..=last_acked {
         for (i, p) in present.iter().enumerate() {
-            assert!(p.binary_search(&b).is_ok(), "acknowledged batch {b} missing for series {i}");
+            assert!(
+                p.binary_search(&b).is_ok(),
+                "acknowledged batch {b} missing for series {i}"
+            );
         }
     }
     // Atomicity: any batch present in one series is present in all.
     for b in (last_acked + 1)..=max_started {
-        let n = present.iter().filter(|p| p.binary_search(&b).is_ok()).count();
-        assert!(n == 0 || n == SERIES, "batch {b} partially present ({n}/{SERIES})");
+        let n = present
+            .iter()
+            .filter(|p| p.binary_search(&b).is_ok())
+            .count();
+        assert!(
+            n == 0 || n == SERIES,
+            "batch {b} partially present ({n}/{SERIES})"
+        );
     }
-    assert!(!db.stats().blocks.is_empty(), "blocks were cut during the run");
+    assert!(
+        !db.stats().blocks.is_empty(),
+        "blocks were cut during the run"
+    );
 }
 
 /// SIGKILL through the `kill` command, keeping the test free of `unsafe`.
 fn unsafe_free_kill(pid: u32) {
-    let st = Command::new("kill").args(["-9", &pid.to_string()]).status().unwrap();
+    let st = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .unwrap();
     assert!(st.success());
 }

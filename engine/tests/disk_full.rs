@@ -3,6 +3,8 @@
 //! space is freed. Uses the WAL's fault injection everywhere, and a real
 //! 2 MiB tmpfs when the test may mount one (root).
 
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
+
 use sonde_engine::wal::Fault;
 use sonde_engine::{Db, Error, Labels, Matcher, Options, SyncMode};
 use std::process::Command;
@@ -31,7 +33,11 @@ fn append_batch(db: &Db, b: i64) -> sonde_engine::Result<()> {
 
 fn count(db: &Db) -> usize {
     let q = db.querier(i64::MIN, i64::MAX).unwrap();
-    q.select(&[Matcher::eq("__name__", "df")]).unwrap().iter().map(|s| s.iter().collect_all().unwrap().len()).sum()
+    q.select(&[Matcher::eq("__name__", "df")])
+        .unwrap()
+        .iter()
+        .map(|s| s.iter().collect_all().unwrap().len())
+        .sum()
 }
 
 #[test]
@@ -47,14 +53,22 @@ fn injected_enospc_fails_appends_and_recovers() {
             Err(Error::DiskFull { path }) => assert!(path.starts_with(dir.path()), "{path:?}"),
             other => panic!("expected DiskFull, got {other:?}"),
         }
-        assert_eq!(count(&db), 200, "a failed commit applies nothing; queries keep working");
+        assert_eq!(
+            count(&db),
+            200,
+            "a failed commit applies nothing; queries keep working"
+        );
         db.wal().unwrap().inject_fault(None);
     }
     append_batch(&db, 10).unwrap();
     assert_eq!(count(&db), 220);
     drop(db);
     let db = Db::open(dir.path(), opts()).unwrap();
-    assert_eq!(count(&db), 220, "everything acknowledged survives reopen, nothing half-written appears");
+    assert_eq!(
+        count(&db),
+        220,
+        "everything acknowledged survives reopen, nothing half-written appears"
+    );
 }
 
 #[test]
@@ -65,7 +79,10 @@ fn failed_fsync_makes_the_wal_read_only() {
     db.wal().unwrap().inject_fault(Some(Fault::FsyncEio));
     assert!(append_batch(&db, 1).is_err());
     db.wal().unwrap().inject_fault(None);
-    assert!(matches!(append_batch(&db, 2), Err(Error::ReadOnly(_))), "a failed fsync is never retried as if it succeeded");
+    assert!(
+        matches!(append_batch(&db, 2), Err(Error::ReadOnly(_))),
+        "a failed fsync is never retried as if it succeeded"
+    );
     assert_eq!(count(&db), 20);
 }
 
@@ -115,5 +132,9 @@ fn real_enospc_on_a_small_tmpfs() {
     acked += 1;
     drop(db);
     let db = Db::open(&data, opts()).unwrap();
-    assert_eq!(count(&db) as i64, acked * 20, "everything acknowledged is there after restart");
+    assert_eq!(
+        count(&db) as i64,
+        acked * 20,
+        "everything acknowledged is there after restart"
+    );
 }

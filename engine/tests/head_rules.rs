@@ -1,9 +1,16 @@
 //! Append rules: out-of-order, too old, duplicates, bounds, atomic commits, durability across reopen.
 
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
+
 use sonde_engine::{Db, Error, Labels, Matcher, Options, SyncMode, HOUR_MS};
 
 fn opts() -> Options {
-    Options { background: false, wal_sync: SyncMode::Os, retention_ms: None, ..Options::default() }
+    Options {
+        background: false,
+        wal_sync: SyncMode::Os,
+        retention_ms: None,
+        ..Options::default()
+    }
 }
 
 fn l(name: &str) -> Labels {
@@ -13,7 +20,9 @@ fn l(name: &str) -> Labels {
 fn read(db: &Db, name: &str) -> Vec<(i64, f64)> {
     let q = db.querier(i64::MIN, i64::MAX).unwrap();
     let s = q.select(&[Matcher::eq("__name__", name)]).unwrap();
-    s.first().map(|s| s.iter().collect_all().unwrap()).unwrap_or_default()
+    s.first()
+        .map(|s| s.iter().collect_all().unwrap())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -25,13 +34,20 @@ fn rejects_out_of_order_and_different_duplicates_but_ignores_identical() {
     a.commit().unwrap();
     let mut a = db.appender();
     match a.append(&l("x"), 500, 2.0) {
-        Err(Error::OutOfOrder { series, t_ms, last_ms }) => {
+        Err(Error::OutOfOrder {
+            series,
+            t_ms,
+            last_ms,
+        }) => {
             assert_eq!((t_ms, last_ms), (500, 1000));
             assert!(series.contains("x{"), "{series}");
         }
         other => panic!("expected out of order, got {other:?}"),
     }
-    assert!(matches!(a.append(&l("x"), 1000, 3.0), Err(Error::DuplicateSample { .. })));
+    assert!(matches!(
+        a.append(&l("x"), 1000, 3.0),
+        Err(Error::DuplicateSample { .. })
+    ));
     a.append(&l("x"), 1000, 1.0).unwrap();
     a.commit().unwrap();
     assert_eq!(read(&db, "x"), vec![(1000, 1.0)]);
@@ -58,7 +74,14 @@ fn too_old_is_measured_from_head_max_not_wall_clock() {
 #[test]
 fn out_of_order_window_accepts_recent_samples() {
     let dir = tempfile::tempdir().unwrap();
-    let db = Db::open(dir.path(), Options { ooo_window_ms: 10_000, ..opts() }).unwrap();
+    let db = Db::open(
+        dir.path(),
+        Options {
+            ooo_window_ms: 10_000,
+            ..opts()
+        },
+    )
+    .unwrap();
     let mut a = db.appender();
     for t in [10_000, 20_000, 30_000] {
         a.append(&l("x"), t, t as f64).unwrap();
@@ -66,12 +89,27 @@ fn out_of_order_window_accepts_recent_samples() {
     a.commit().unwrap();
     let mut a = db.appender();
     a.append(&l("x"), 25_000, 25.0).unwrap();
-    assert!(matches!(a.append(&l("x"), 15_000, 1.0), Err(Error::OutOfOrder { .. })));
+    assert!(matches!(
+        a.append(&l("x"), 15_000, 1.0),
+        Err(Error::OutOfOrder { .. })
+    ));
     a.commit().unwrap();
-    assert_eq!(read(&db, "x"), vec![(10_000, 10000.0), (20_000, 20000.0), (25_000, 25.0), (30_000, 30000.0)]);
+    assert_eq!(
+        read(&db, "x"),
+        vec![
+            (10_000, 10000.0),
+            (20_000, 20000.0),
+            (25_000, 25.0),
+            (30_000, 30000.0)
+        ]
+    );
     drop(db);
     let db = Db::open(dir.path(), opts()).unwrap();
-    assert_eq!(read(&db, "x").len(), 4, "out-of-order sample survives replay");
+    assert_eq!(
+        read(&db, "x").len(),
+        4,
+        "out-of-order sample survives replay"
+    );
 }
 
 #[test]
@@ -79,16 +117,33 @@ fn timestamps_beyond_bounds_are_rejected() {
     let dir = tempfile::tempdir().unwrap();
     let db = Db::open(dir.path(), opts()).unwrap();
     let mut a = db.appender();
-    assert!(matches!(a.append(&l("x"), i64::MAX, 1.0), Err(Error::OutOfBounds { .. })));
-    assert!(matches!(a.append(&l("x"), i64::MIN, 1.0), Err(Error::OutOfBounds { .. })));
+    assert!(matches!(
+        a.append(&l("x"), i64::MAX, 1.0),
+        Err(Error::OutOfBounds { .. })
+    ));
+    assert!(matches!(
+        a.append(&l("x"), i64::MIN, 1.0),
+        Err(Error::OutOfBounds { .. })
+    ));
 }
 
 #[test]
 fn float_bits_survive_head_wal_and_blocks() {
     let stale = f64::from_bits(0x7ff0_0000_0000_0002);
-    let vals = [stale, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -0.0, f64::MIN_POSITIVE / 3.0, 1.5];
+    let vals = [
+        stale,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        -0.0,
+        f64::MIN_POSITIVE / 3.0,
+        1.5,
+    ];
     let dir = tempfile::tempdir().unwrap();
-    let o = Options { block_range_ms: 1000, ..opts() };
+    let o = Options {
+        block_range_ms: 1000,
+        ..opts()
+    };
     {
         let db = Db::open(dir.path(), o.clone()).unwrap();
         let mut a = db.appender();
@@ -97,7 +152,10 @@ fn float_bits_survive_head_wal_and_blocks() {
         }
         a.commit().unwrap();
         let got = read(&db, "x");
-        assert_eq!(got.iter().map(|p| p.1.to_bits()).collect::<Vec<_>>(), vals.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+        assert_eq!(
+            got.iter().map(|p| p.1.to_bits()).collect::<Vec<_>>(),
+            vals.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
     }
     let db = Db::open(dir.path(), o).unwrap();
     let mut a = db.appender();
@@ -106,7 +164,13 @@ fn float_bits_survive_head_wal_and_blocks() {
     db.compact().unwrap();
     assert!(!db.stats().blocks.is_empty(), "a block was cut");
     let got = read(&db, "x");
-    assert_eq!(got[..vals.len()].iter().map(|p| p.1.to_bits()).collect::<Vec<_>>(), vals.iter().map(|v| v.to_bits()).collect::<Vec<_>>());
+    assert_eq!(
+        got[..vals.len()]
+            .iter()
+            .map(|p| p.1.to_bits())
+            .collect::<Vec<_>>(),
+        vals.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -125,14 +189,20 @@ fn commit_is_all_or_nothing() {
     a1.commit().unwrap();
     a2.append(&l("z"), 2000, 1.0).unwrap();
     assert!(a2.commit().is_err());
-    assert!(read(&db, "z").is_empty(), "nothing of a failed commit is applied");
+    assert!(
+        read(&db, "z").is_empty(),
+        "nothing of a failed commit is applied"
+    );
     assert_eq!(read(&db, "x"), vec![(1000, 1.0), (3000, 1.0)]);
 }
 
 #[test]
 fn delete_series_and_clean_tombstones() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Options { block_range_ms: 1000, ..opts() };
+    let o = Options {
+        block_range_ms: 1000,
+        ..opts()
+    };
     let db = Db::open(dir.path(), o.clone()).unwrap();
     let mut a = db.appender();
     for t in 0..40 {
@@ -142,9 +212,14 @@ fn delete_series_and_clean_tombstones() {
     a.commit().unwrap();
     db.compact().unwrap();
     assert!(!db.stats().blocks.is_empty());
-    let n = db.delete_series(&[Matcher::eq("__name__", "x")], 500, 3500).unwrap();
+    let n = db
+        .delete_series(&[Matcher::eq("__name__", "x")], 500, 3500)
+        .unwrap();
     assert!(n >= 2, "head and block series touched: {n}");
-    let want: Vec<i64> = (0..40).map(|t| t * 100).filter(|t| !(500..=3500).contains(t)).collect();
+    let want: Vec<i64> = (0..40)
+        .map(|t| t * 100)
+        .filter(|t| !(500..=3500).contains(t))
+        .collect();
     let got: Vec<i64> = read(&db, "x").iter().map(|p| p.0).collect();
     assert_eq!(got, want);
     assert_eq!(read(&db, "y").len(), 40);
@@ -152,13 +227,20 @@ fn delete_series_and_clean_tombstones() {
     assert_eq!(read(&db, "x").iter().map(|p| p.0).collect::<Vec<_>>(), want);
     drop(db);
     let db = Db::open(dir.path(), o).unwrap();
-    assert_eq!(read(&db, "x").iter().map(|p| p.0).collect::<Vec<_>>(), want, "deletions survive reopen");
+    assert_eq!(
+        read(&db, "x").iter().map(|p| p.0).collect::<Vec<_>>(),
+        want,
+        "deletions survive reopen"
+    );
 }
 
 #[test]
 fn snapshot_links_blocks_and_flushes_head() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Options { block_range_ms: 1000, ..opts() };
+    let o = Options {
+        block_range_ms: 1000,
+        ..opts()
+    };
     let db = Db::open(dir.path(), o.clone()).unwrap();
     let mut a = db.appender();
     for t in 0..40 {
@@ -177,5 +259,8 @@ fn snapshot_links_blocks_and_flushes_head() {
 fn second_open_of_same_dir_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let _db = Db::open(dir.path(), opts()).unwrap();
-    assert!(matches!(Db::open(dir.path(), opts()), Err(Error::Locked { .. })));
+    assert!(matches!(
+        Db::open(dir.path(), opts()),
+        Err(Error::Locked { .. })
+    ));
 }

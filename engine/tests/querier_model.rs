@@ -1,6 +1,8 @@
 //! The querier over head + blocks equals a naive in-memory model, for arbitrary
 //! data, arbitrary compaction points, reopen, and arbitrary matchers.
 
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
+
 use proptest::prelude::*;
 use sonde_engine::{Db, Labels, MatchType, Matcher, Options, SyncMode};
 use std::collections::BTreeMap;
@@ -18,8 +20,14 @@ fn opts() -> Options {
 fn series_labels(i: usize) -> Labels {
     let job = ["a", "b", "c"][i % 3];
     let inst = format!("i{}", i % 4);
-    let extra = if i % 2 == 0 { "x" } else { "" };
-    Labels::new([("__name__", "m"), ("job", job), ("instance", inst.as_str()), ("extra", extra)]).unwrap()
+    let extra = if i.is_multiple_of(2) { "x" } else { "" };
+    Labels::new([
+        ("__name__", "m"),
+        ("job", job),
+        ("instance", inst.as_str()),
+        ("extra", extra),
+    ])
+    .unwrap()
 }
 
 fn matcher_strategy() -> impl Strategy<Value = Vec<Matcher>> {

@@ -3,6 +3,8 @@
 //! Time is injected through the data itself: retention is measured from the
 //! newest sample, never from the wall clock.
 
+#![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
+
 use sonde_engine::{Db, Labels, Matcher, Options, SyncMode, DAY_MS, HOUR_MS};
 
 const STEP: i64 = 10 * 60 * 1000;
@@ -10,7 +12,13 @@ const SERIES: usize = 5;
 
 fn opts(retention_ms: Option<i64>) -> Options {
     // Blocks are capped at 10 % of the 30-day retention (as Prometheus does) in both phases.
-    Options { retention_ms, max_block_duration_ms: Some(3 * DAY_MS), background: false, wal_sync: SyncMode::Os, ..Options::default() }
+    Options {
+        retention_ms,
+        max_block_duration_ms: Some(3 * DAY_MS),
+        background: false,
+        wal_sync: SyncMode::Os,
+        ..Options::default()
+    }
 }
 
 fn labels(i: usize) -> Labels {
@@ -42,7 +50,11 @@ fn dir_size(p: &std::path::Path) -> u64 {
     for e in std::fs::read_dir(p).unwrap() {
         let e = e.unwrap();
         let m = e.metadata().unwrap();
-        n += if m.is_dir() { dir_size(&e.path()) } else { m.len() };
+        n += if m.is_dir() {
+            dir_size(&e.path())
+        } else {
+            m.len()
+        };
     }
     n
 }
@@ -56,7 +68,10 @@ fn retention_keeps_thirty_days_and_frees_space() {
     {
         let db = Db::open(dir.path(), opts(None)).unwrap();
         ingest(&db, start, end);
-        assert!(db.stats().blocks.first().unwrap().min_time <= start + DAY_MS, "without retention the old data stays");
+        assert!(
+            db.stats().blocks.first().unwrap().min_time <= start + DAY_MS,
+            "without retention the old data stays"
+        );
     }
     let before = dir_size(dir.path());
 
@@ -69,7 +84,12 @@ fn retention_keeps_thirty_days_and_frees_space() {
     let cutoff = newest - 30 * DAY_MS;
     let stats = db.stats();
     for b in &stats.blocks {
-        assert!(b.max_time > cutoff, "block {} ends at {} before the cutoff {cutoff}", b.ulid, b.max_time);
+        assert!(
+            b.max_time > cutoff,
+            "block {} ends at {} before the cutoff {cutoff}",
+            b.ulid,
+            b.max_time
+        );
     }
     let q = db.querier(i64::MIN, i64::MAX).unwrap();
     let series = q.select(&[Matcher::eq("__name__", "ret")]).unwrap();
@@ -77,14 +97,20 @@ fn retention_keeps_thirty_days_and_frees_space() {
     for (i, s) in series.iter().enumerate() {
         let got = s.iter().collect_all().unwrap();
         let first = got.first().unwrap().0;
-        assert!(first < start + 5 * DAY_MS + 3 * DAY_MS, "not more than one block range beyond the cutoff is deleted: first sample {first}");
+        assert!(
+            first < start + 5 * DAY_MS + 3 * DAY_MS,
+            "not more than one block range beyond the cutoff is deleted: first sample {first}"
+        );
         // Everything from the cutoff on is there, exactly.
         let want: Vec<(i64, f64)> = (0..)
             .map(|k| first + k * STEP)
             .take_while(|&t| t < end)
             .map(|t| (t, value(t, i)))
             .collect();
-        assert!(first <= cutoff + STEP, "data younger than 30 days is intact (first sample {first}, cutoff {cutoff})");
+        assert!(
+            first <= cutoff + STEP,
+            "data younger than 30 days is intact (first sample {first}, cutoff {cutoff})"
+        );
         assert_eq!(got.len(), want.len());
         for (g, w) in got.iter().zip(&want) {
             assert_eq!((g.0, g.1.to_bits()), (w.0, w.1.to_bits()));

@@ -23,9 +23,16 @@ impl Mmap {
     /// Maps `path` read-only.
     pub fn open(path: &Path) -> Result<Mmap> {
         let file = File::open(path).map_err(|e| Error::io("open", path, e))?;
-        let len = file.metadata().map_err(|e| Error::io("stat", path, e))?.len();
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io("stat", path, e))?
+            .len();
         if len == 0 {
-            return Ok(Mmap { map: None, owned: Vec::new(), len: 0 });
+            return Ok(Mmap {
+                map: None,
+                owned: Vec::new(),
+                len: 0,
+            });
         }
         // SAFETY: the mapping is read-only and the file is an immutable block
         // file: it was fully written, fsynced and renamed into place before it
@@ -33,14 +40,22 @@ impl Mmap {
         // The data directory lock keeps other sonde processes away; changes by
         // unrelated processes are outside the documented contract.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| Error::io("mmap", path, e))?;
-        Ok(Mmap { map: Some(map), owned: Vec::new(), len: 0 })
+        Ok(Mmap {
+            map: Some(map),
+            owned: Vec::new(),
+            len: 0,
+        })
     }
 
     /// Wraps bytes already in memory (fuzzing, tests) behind the same interface.
     pub fn from_vec(bytes: Vec<u8>) -> Mmap {
         let mut owned = vec![0u64; bytes.len().div_ceil(8)];
         bytemuck::cast_slice_mut::<u64, u8>(&mut owned)[..bytes.len()].copy_from_slice(&bytes);
-        Mmap { map: None, owned, len: bytes.len() }
+        Mmap {
+            map: None,
+            owned,
+            len: bytes.len(),
+        }
     }
 
     /// The mapped bytes.

@@ -79,11 +79,16 @@ pub fn dir_size(dir: &Path) -> Result<u64> {
     };
     for entry in rd {
         let entry = entry.map_err(|e| Error::io("read dir", dir, e))?;
-        let ft = entry.file_type().map_err(|e| Error::io("stat", entry.path(), e))?;
+        let ft = entry
+            .file_type()
+            .map_err(|e| Error::io("stat", entry.path(), e))?;
         if ft.is_dir() {
             total += dir_size(&entry.path())?;
         } else if ft.is_file() {
-            total += entry.metadata().map_err(|e| Error::io("stat", entry.path(), e))?.len();
+            total += entry
+                .metadata()
+                .map_err(|e| Error::io("stat", entry.path(), e))?
+                .len();
         }
     }
     Ok(total)
@@ -110,7 +115,9 @@ impl DirLock {
             .map_err(|e| Error::io("open lock file", &path, e))?;
         match file.try_lock() {
             Ok(()) => Ok(DirLock { _file: file }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path: dir.to_path_buf() }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked {
+                path: dir.to_path_buf(),
+            }),
             Err(std::fs::TryLockError::Error(e)) => Err(Error::io("lock", &path, e)),
         }
     }

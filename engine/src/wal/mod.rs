@@ -1111,4 +1111,5 @@ impl Drop for Wal {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests;

@@ -1,6 +1,5 @@
 //! Tests of the WAL: crash repair, corruption handling, checkpoints, group
 //! commit, injected faults and the decoder.
-#![allow(clippy::unwrap_used)]
 
 use super::*;
 use proptest::prelude::*;
