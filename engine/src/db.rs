@@ -415,6 +415,11 @@ impl Db {
         }
         let _g = self.inner.maintenance.lock();
         if let Some(w) = self.inner.head.wal.get() {
+            // A checkpoint of the head's chunks makes the next start fast and
+            // leaves the WAL small; if it fails the segments are still there.
+            if let Err(e) = self.inner.checkpoint_head(w) {
+                tracing::warn!(error = %e, "checkpoint at shutdown failed; the WAL segments will be replayed instead");
+            }
             w.close()?;
         }
         Ok(())
@@ -505,15 +510,25 @@ impl Inner {
         }
         if cut {
             if let Some(wal) = head.wal.get() {
-                // Everything logged up to `seg` is either in a block now or in
-                // the head, which the checkpoint captures; see head.rs for why a
-                // commit racing with this cannot fall between the two.
-                let seg = wal.rotate()?;
-                let records = head.checkpoint_records()?;
-                wal.checkpoint(seg, &mut records.into_iter())?;
-                self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+                self.checkpoint_head(wal)?;
             }
         }
+        Ok(())
+    }
+
+    /// Rotates the WAL and replaces every closed segment by a checkpoint of the head.
+    ///
+    /// Everything logged up to the rotated segment is either in a block or in
+    /// the head, which the checkpoint captures: a commit holds its series'
+    /// locks from before its WAL write until its samples are in memory, and
+    /// the checkpoint takes each series' lock, so a commit that wrote before
+    /// the rotation is seen, and one that writes after it lands in a later
+    /// segment (see head.rs).
+    fn checkpoint_head(&self, wal: &Wal) -> Result<()> {
+        let seg = wal.rotate()?;
+        let records = self.head.checkpoint_records()?;
+        wal.checkpoint(seg, &mut records.into_iter())?;
+        self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 
@@ -662,6 +677,11 @@ struct Replay<'a> {
     by_ref: Vec<Option<Arc<crate::head::MemSeries>>>,
     pending: Vec<record::RefSample>,
     pending_tombs: Vec<record::Tombstone>,
+    scratch: Vec<u8>,
+    ts: Vec<i64>,
+    vs: Vec<f64>,
+    lo: i64,
+    hi: i64,
 }
 
 const MAX_DENSE_REF: u64 = 1 << 26;
@@ -673,6 +693,11 @@ impl<'a> Replay<'a> {
             by_ref: Vec::new(),
             pending: Vec::new(),
             pending_tombs: Vec::new(),
+            scratch: Vec::new(),
+            ts: Vec::new(),
+            vs: Vec::new(),
+            lo: i64::MAX,
+            hi: i64::MIN,
         }
     }
 
@@ -685,21 +710,36 @@ impl<'a> Replay<'a> {
     }
 
     fn record(&mut self, payload: &[u8]) -> Result<()> {
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let res = record::decompress(payload, &mut scratch).and_then(|p| self.inner_record(p));
+        self.scratch = scratch;
+        res
+    }
+
+    fn inner_record(&mut self, payload: &[u8]) -> Result<()> {
         let mut d = crate::encoding::Decbuf::new(payload, "wal record", 0);
         let kind = d.u8()?;
         if kind == record::TYPE_SAMPLES {
-            let mut cur: Option<Arc<crate::head::MemSeries>> = None;
+            // The hot path: no allocation, one lock per run of samples of a series.
             let mut pending = std::mem::take(&mut self.pending);
+            let (mut lo, mut hi) = (self.lo, self.hi);
+            let mut cur_series: Option<Arc<crate::head::MemSeries>> = None;
             let res = record::for_each_sample(&mut d, |s| {
-                if cur.as_ref().map(|c| c.sref) != Some(s.sref) {
-                    cur = self.get(s.sref);
+                if cur_series.as_ref().map(|c| c.sref) != Some(s.sref) {
+                    cur_series = self.get(s.sref);
                 }
-                match &cur {
-                    Some(series) => self.head.replay_sample(series, s.t, s.v),
+                match &cur_series {
+                    Some(series) => {
+                        if self.head.replay_sample(&mut series.data.lock(), s.t, s.v) {
+                            lo = lo.min(s.t);
+                            hi = hi.max(s.t);
+                        }
+                    }
                     None => pending.push(s),
                 }
             });
             self.pending = pending;
+            (self.lo, self.hi) = (lo, hi);
             return res;
         }
         match record::decode(payload)? {
@@ -713,6 +753,18 @@ impl<'a> Replay<'a> {
                             self.by_ref.resize(i + 1, None);
                         }
                         self.by_ref[i] = Some(s);
+                    }
+                }
+            }
+            Record::Chunks(list) => {
+                for c in list {
+                    let Some(s) = self.get(c.sref) else {
+                        tracing::warn!(sref = c.sref, "checkpoint chunk without a series record dropped");
+                        continue;
+                    };
+                    if let Some((a, b)) = self.head.replay_chunk(&s, c.encoding, &c.data, &mut self.ts, &mut self.vs)? {
+                        self.lo = self.lo.min(a);
+                        self.hi = self.hi.max(b);
                     }
                 }
             }
@@ -734,7 +786,12 @@ impl<'a> Replay<'a> {
         let mut dropped = 0u64;
         for s in pending {
             match self.get(s.sref) {
-                Some(series) => self.head.replay_sample(&series, s.t, s.v),
+                Some(series) => {
+                    if self.head.replay_sample(&mut series.data.lock(), s.t, s.v) {
+                        self.lo = self.lo.min(s.t);
+                        self.hi = self.hi.max(s.t);
+                    }
+                }
                 None => dropped += 1,
             }
         }
@@ -743,11 +800,9 @@ impl<'a> Replay<'a> {
                 self.head.replay_tombstone(&s, t.min_t, t.max_t);
             }
         }
+        self.head.note_range(self.lo, self.hi);
         if dropped > 0 {
-            tracing::warn!(
-                samples = dropped,
-                "WAL samples without a series record were dropped"
-            );
+            tracing::warn!(samples = dropped, "WAL samples without a series record were dropped");
         }
     }
 }

@@ -48,6 +48,7 @@ pub(crate) struct HeadChunk {
     pub max_t: i64,
 }
 
+/// A series' samples and state, behind its mutex.
 pub(crate) struct SeriesData {
     pub chunks: Vec<HeadChunk>,
     pub open: XorAppender,
@@ -89,7 +90,7 @@ impl SeriesData {
         self.last_v = v;
     }
 
-    fn cut(&mut self) {
+    pub(crate) fn cut(&mut self) {
         if self.open.is_empty() {
             return;
         }
@@ -341,21 +342,51 @@ impl Head {
 
     /// Inserts a replayed sample: no bounds or order checks beyond the
     /// persisted range (the WAL holds only acknowledged data); identical
-    /// duplicates (checkpoint/segment overlap) are dropped.
-    pub(crate) fn replay_sample(&self, s: &MemSeries, t: i64, v: f64) {
+    /// duplicates (checkpoint/segment overlap) are dropped. The caller reports
+    /// the replayed time range with [`Head::note_range`] once, at the end.
+    pub(crate) fn replay_sample(&self, d: &mut SeriesData, t: i64, v: f64) -> bool {
         if t < self.min_valid_t() {
-            return;
+            return false;
         }
-        let mut d = s.data.lock();
         if t > d.last_t {
             d.append(t, v, self.opts.chunk_samples);
-        } else if t < d.last_t && !in_chunks(&d, t) {
+        } else if t < d.last_t && !in_chunks(d, t) {
             d.ooo.insert(t, v);
         } else {
-            return;
+            return false;
         }
-        drop(d);
-        self.note_time(t);
+        true
+    }
+
+    /// Installs a replayed head chunk (from a checkpoint). A full chunk newer
+    /// than everything the series holds is taken as is, without re-encoding;
+    /// anything else is replayed sample by sample. Returns the chunk's time range.
+    pub(crate) fn replay_chunk(&self, s: &MemSeries, enc: u8, data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<Option<(i64, i64)>> {
+        let enc = Encoding::from_u8(enc).ok_or_else(|| Error::corruption("wal record", 0, format!("unknown chunk encoding {enc}")))?;
+        ts.clear();
+        vs.clear();
+        chunk::decode(enc, data, ts, vs)?;
+        let (Some(&lo), Some(&hi)) = (ts.first(), ts.last()) else { return Ok(None) };
+        let mut d = s.data.lock();
+        if enc == Encoding::Xor && lo > d.last_t && lo >= self.min_valid_t() && ts.len() >= self.opts.chunk_samples {
+            d.cut();
+            d.chunks.push(HeadChunk { data: Arc::from(data), min_t: lo, max_t: hi });
+            d.last_t = hi;
+            d.last_v = vs.last().copied().unwrap_or(0.0);
+        } else {
+            for (&t, &v) in ts.iter().zip(vs.iter()) {
+                self.replay_sample(&mut d, t, v);
+            }
+        }
+        Ok(Some((lo, hi)))
+    }
+
+    /// Widens the head's time range after replay.
+    pub(crate) fn note_range(&self, lo: i64, hi: i64) {
+        if lo <= hi {
+            self.note_time(lo);
+            self.note_time(hi);
+        }
     }
 
     /// Applies a replayed tombstone.
@@ -504,56 +535,47 @@ impl Head {
         gone.len()
     }
 
-    /// WAL payloads describing the whole head (series, then samples, then tombstones), for a checkpoint.
+    /// WAL payloads describing the whole head, for a checkpoint: series
+    /// records, then the head chunks as they are (no re-encoding), the
+    /// out-of-order samples and the tombstones still in force.
     pub(crate) fn checkpoint_records(&self) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
         let series = self.all_series();
         for group in series.chunks(1000) {
             let mut buf = Vec::new();
-            record::encode_series(
-                &mut buf,
-                group
-                    .iter()
-                    .map(|s| (s.sref, &s.labels))
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            );
+            record::encode_series(&mut buf, group.iter().map(|s| (s.sref, &s.labels)).collect::<Vec<_>>().into_iter());
             out.push(buf);
         }
+        let mut chunks: Vec<(u64, Arc<[u8]>)> = Vec::new();
         let mut samples = Vec::new();
         let mut tombs = Vec::new();
-        let (mut ts, mut vs) = (Vec::new(), Vec::new());
+        let flush_chunks = |chunks: &mut Vec<(u64, Arc<[u8]>)>, out: &mut Vec<Vec<u8>>| {
+            let mut buf = Vec::new();
+            record::encode_chunks(&mut buf, chunks.iter().map(|(r, c)| (*r, Encoding::Xor as u8, &c[..])).collect::<Vec<_>>().into_iter());
+            out.push(buf);
+            chunks.clear();
+        };
         for s in &series {
             let d = s.data.lock();
-            ts.clear();
-            vs.clear();
             for c in &d.chunks {
-                chunk::decode(Encoding::Xor, &c.data, &mut ts, &mut vs)?;
+                chunks.push((s.sref, c.data.clone()));
             }
             if !d.open.is_empty() {
-                chunk::decode(Encoding::Xor, d.open.bytes(), &mut ts, &mut vs)?;
+                chunks.push((s.sref, Arc::from(d.open.bytes())));
             }
             for (&t, &v) in &d.ooo {
-                ts.push(t);
-                vs.push(v);
+                samples.push(RefSample { sref: s.sref, t, v });
             }
             for &(min_t, max_t) in &d.deleted {
-                tombs.push(Tombstone {
-                    sref: s.sref,
-                    min_t,
-                    max_t,
-                });
+                tombs.push(Tombstone { sref: s.sref, min_t, max_t });
             }
             drop(d);
-            for (&t, &v) in ts.iter().zip(vs.iter()) {
-                samples.push(RefSample { sref: s.sref, t, v });
-                if samples.len() >= 10_000 {
-                    let mut buf = Vec::new();
-                    record::encode_samples(&mut buf, &samples);
-                    out.push(buf);
-                    samples.clear();
-                }
+            if chunks.len() >= 4096 {
+                flush_chunks(&mut chunks, &mut out);
             }
+        }
+        if !chunks.is_empty() {
+            flush_chunks(&mut chunks, &mut out);
         }
         if !samples.is_empty() {
             let mut buf = Vec::new();
@@ -748,6 +770,9 @@ impl Appender {
                 .collect();
             let mut samples_buf = Vec::with_capacity(refs.len() * 11 + 8);
             record::encode_samples(&mut samples_buf, &refs);
+            if let Some(z) = record::compress(&samples_buf) {
+                samples_buf = z;
+            }
             if series_buf.is_empty() {
                 wal.log(&[&samples_buf])?;
             } else {

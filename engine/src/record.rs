@@ -6,7 +6,11 @@
 //! - `2` samples: `count`, first sample `ref` (uvarint), `t` (varint), `v` (8 bytes LE
 //!   raw IEEE-754 bits), each next one `ref` delta and `t` delta from the first (varints)
 //!   and the 8 value bytes;
-//! - `3` tombstones: `count`, then `ref`, `min_t`, `max_t` (inclusive interval).
+//! - `3` tombstones: `count`, then `ref`, `min_t`, `max_t` (inclusive interval);
+//! - `4` chunks (checkpoints): `count`, then per chunk `ref`, `encoding` (u8),
+//!   and the chunk bytes as a length-prefixed string;
+//! - `5` compressed: `codec` (u8, 1 = zstd), `raw_len`, then the compressed
+//!   bytes of one inner record (never itself compressed).
 //!
 //! All integers are LEB128 varints unless said otherwise. Values keep their
 //! exact bits, so staleness markers and NaN payloads survive replay.
@@ -22,6 +26,16 @@ pub const TYPE_SERIES: u8 = 1;
 pub const TYPE_SAMPLES: u8 = 2;
 /// Record type byte of a tombstones record.
 pub const TYPE_TOMBSTONES: u8 = 3;
+/// Record type byte of a chunks record (checkpoints).
+pub const TYPE_CHUNKS: u8 = 4;
+/// Record type byte of a compressed record.
+pub const TYPE_COMPRESSED: u8 = 5;
+/// Codec byte of a zstd-compressed record.
+pub const CODEC_ZSTD: u8 = 1;
+/// Records up to this size are never compressed (not worth the frame overhead).
+pub const COMPRESS_MIN_LEN: usize = 512;
+/// Largest inner record a compressed record may declare (bounds the allocation before decompressing).
+pub const MAX_RECORD_LEN: usize = 1 << 30;
 
 /// A series definition: the WAL-local reference and its labels.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,6 +77,8 @@ pub enum Record {
     Samples(Vec<RefSample>),
     /// Deletions.
     Tombstones(Vec<Tombstone>),
+    /// Head chunks (checkpoints).
+    Chunks(Vec<RefChunk>),
 }
 
 /// Appends a series record for `series` to `buf`.
@@ -110,6 +126,71 @@ pub fn encode_tombstones(buf: &mut Vec<u8>, ts: &[Tombstone]) {
     }
 }
 
+/// A head chunk carried by a checkpoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RefChunk {
+    /// Series reference.
+    pub sref: u64,
+    /// Chunk encoding byte.
+    pub encoding: u8,
+    /// Encoded chunk.
+    pub data: Vec<u8>,
+}
+
+/// Appends a chunks record.
+pub fn encode_chunks<'a>(buf: &mut Vec<u8>, chunks: impl ExactSizeIterator<Item = (u64, u8, &'a [u8])>) {
+    buf.push(TYPE_CHUNKS);
+    put_uvarint(buf, chunks.len() as u64);
+    for (sref, enc, data) in chunks {
+        put_uvarint(buf, sref);
+        buf.push(enc);
+        put_bytes(buf, data);
+    }
+}
+
+/// Compresses `payload` into a compressed record when that pays; otherwise returns `None`.
+pub fn compress(payload: &[u8]) -> Option<Vec<u8>> {
+    if payload.len() < COMPRESS_MIN_LEN {
+        return None;
+    }
+    let z = zstd::bulk::compress(payload, 1).ok()?;
+    if z.len() + 12 >= payload.len() {
+        return None;
+    }
+    let mut out = Vec::with_capacity(z.len() + 12);
+    out.push(TYPE_COMPRESSED);
+    out.push(CODEC_ZSTD);
+    put_uvarint(&mut out, payload.len() as u64);
+    out.extend_from_slice(&z);
+    Some(out)
+}
+
+/// If `payload` is a compressed record, its decompressed inner record (into `scratch`); else `payload`.
+pub fn decompress<'a>(payload: &'a [u8], scratch: &'a mut Vec<u8>) -> Result<&'a [u8]> {
+    if payload.first() != Some(&TYPE_COMPRESSED) {
+        return Ok(payload);
+    }
+    let mut d = Decbuf::new(payload, "wal record", 0);
+    d.u8()?;
+    let codec = d.u8()?;
+    if codec != CODEC_ZSTD {
+        return Err(d.err(format!("unknown compression codec {codec}")));
+    }
+    // Our records compress at most a few times over; the bound keeps a forged
+    // length from making us allocate more than a small multiple of the input.
+    let limit = (payload.len() as u64).saturating_mul(64).saturating_add(4096).min(MAX_RECORD_LEN as u64);
+    let raw_len = d.uvarint_max(limit)?;
+    let body = d.bytes(d.remaining())?;
+    *scratch = zstd::bulk::decompress(body, raw_len).map_err(|e| d.err(format!("decompress record: {e}")))?;
+    if scratch.len() != raw_len {
+        return Err(d.err(format!("decompressed {} bytes, record declares {raw_len}", scratch.len())));
+    }
+    if scratch.first() == Some(&TYPE_COMPRESSED) {
+        return Err(d.err("nested compressed record"));
+    }
+    Ok(scratch)
+}
+
 /// Decodes a samples record straight into a callback (the replay hot path: no allocation).
 pub fn for_each_sample(d: &mut Decbuf<'_>, mut f: impl FnMut(RefSample)) -> Result<()> {
     // Every sample takes at least 10 bytes, which bounds the claimed count.
@@ -143,8 +224,10 @@ pub fn for_each_sample(d: &mut Decbuf<'_>, mut f: impl FnMut(RefSample)) -> Resu
     Ok(())
 }
 
-/// Decodes any record.
+/// Decodes any record (decompressing a compressed one).
 pub fn decode(payload: &[u8]) -> Result<Record> {
+    let mut scratch = Vec::new();
+    let payload = decompress(payload, &mut scratch)?;
     let mut d = Decbuf::new(payload, "wal record", 0);
     match d.u8()? {
         TYPE_SERIES => {
@@ -184,6 +267,17 @@ pub fn decode(payload: &[u8]) -> Result<Record> {
             }
             Ok(Record::Tombstones(out))
         }
+        TYPE_CHUNKS => {
+            let n = d.uvarint_max(d.remaining() as u64 / 3)?;
+            let mut out = Vec::with_capacity(n);
+            for _ in 0..n {
+                let sref = d.uvarint()?;
+                let encoding = d.u8()?;
+                let data = d.len_bytes()?.to_vec();
+                out.push(RefChunk { sref, encoding, data });
+            }
+            Ok(Record::Chunks(out))
+        }
         t => Err(d.err(format!("unknown record type {t}"))),
     }
 }
@@ -211,6 +305,28 @@ mod tests {
         fn arbitrary_bytes_never_panic(b in proptest::collection::vec(any::<u8>(), 0..200)) {
             let _ = decode(&b);
         }
+    }
+
+    #[test]
+    fn compressed_records_round_trip_and_bad_ones_fail() {
+        let samples: Vec<RefSample> = (0..500).map(|i| RefSample { sref: i % 7, t: 1000 + i as i64, v: (i % 13) as f64 }).collect();
+        let mut buf = Vec::new();
+        encode_samples(&mut buf, &samples);
+        let z = compress(&buf).expect("compresses");
+        assert!(z.len() < buf.len() / 2, "{} vs {}", z.len(), buf.len());
+        let Record::Samples(got) = decode(&z).unwrap() else { panic!("wrong type") };
+        assert_eq!(got, samples);
+        let mut bad = z.clone();
+        let last = bad.len() - 1;
+        bad[last] ^= 0xff;
+        assert!(decode(&bad).is_err());
+        assert!(decode(&[TYPE_COMPRESSED, CODEC_ZSTD, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err(), "huge declared length refused");
+        let mut nested = vec![TYPE_COMPRESSED, CODEC_ZSTD];
+        let inner = [TYPE_COMPRESSED; 600];
+        let zi = zstd::bulk::compress(&inner, 1).unwrap();
+        put_uvarint(&mut nested, inner.len() as u64);
+        nested.extend_from_slice(&zi);
+        assert!(decode(&nested).is_err());
     }
 
     #[test]

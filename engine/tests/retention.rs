@@ -123,3 +123,39 @@ fn retention_keeps_thirty_days_and_frees_space() {
     ingest(&db2, start, end);
     assert!(db2.stats().blocks.iter().all(|b| b.max_time > cutoff));
 }
+
+#[test]
+fn size_retention_deletes_oldest_blocks_but_never_the_wal() {
+    let start = 1_600_000_000_000 / DAY_MS * DAY_MS;
+    let dir = tempfile::tempdir().unwrap();
+    let mut o = opts(None);
+    o.max_block_duration_ms = Some(2 * HOUR_MS);
+    {
+        let db = Db::open(dir.path(), o.clone()).unwrap();
+        ingest(&db, start, start + 3 * DAY_MS);
+    }
+    let (sizes, total): (Vec<u64>, u64) = {
+        let db = Db::open(dir.path(), o.clone()).unwrap();
+        let st = db.stats();
+        (st.blocks.iter().map(|b| b.stats.num_samples).collect(), st.block_bytes)
+    };
+    assert!(sizes.len() > 10, "many 2 h blocks: {}", sizes.len());
+    // A budget of about half the blocks.
+    o.retention_bytes = Some(total / 2);
+    let db = Db::open(dir.path(), o).unwrap();
+    db.compact().unwrap();
+    let st = db.stats();
+    assert!(st.block_bytes <= total / 2, "{} > {}", st.block_bytes, total / 2);
+    assert!(st.blocks.len() >= sizes.len() / 2 - 2, "only the oldest go: {} of {}", st.blocks.len(), sizes.len());
+    let newest_block_end = st.blocks.iter().map(|b| b.max_time).max().unwrap();
+    assert!(newest_block_end > start + 2 * DAY_MS, "the newest blocks are kept");
+    // The oldest remaining data is contiguous up to the newest sample.
+    let q = db.querier(i64::MIN, i64::MAX).unwrap();
+    let s = &q.select(&[Matcher::eq("__name__", "ret")]).unwrap()[0];
+    let got = s.iter().collect_all().unwrap();
+    assert_eq!(got.last().unwrap().0, start + 3 * DAY_MS - STEP);
+    for w in got.windows(2) {
+        assert_eq!(w[1].0 - w[0].0, STEP, "no gap in what is kept");
+    }
+    assert!(st.wal_bytes > 0, "the WAL is not deleted to make room");
+}
