@@ -10,7 +10,7 @@
 use crate::block::{Block, BlockMeta};
 use crate::compact;
 use crate::error::{Error, Result};
-use crate::head::{Appender, Head, HeadCounters, HeadOptions};
+use crate::head::{Appender, Head, HeadCounters, HeadOptions, MemSeries};
 use crate::io::{self, DirLock};
 use crate::labels::Matcher;
 use crate::query::Querier;
@@ -215,10 +215,7 @@ impl Db {
             sync: opts.wal_sync,
         };
         let started = Instant::now();
-        let mut replay = Replay::new(&head);
-        let (wal, wal_report) =
-            Wal::open(&dir.join("wal"), wal_opts, |payload| replay.record(payload))?;
-        replay.finish();
+        let (wal, wal_report) = replay_wal(&head, &dir.join("wal"), wal_opts)?;
         report.wal_records = wal_report.records;
         report.replay_duration = started.elapsed();
         report.wal_torn_tail = wal_report.torn_tail.clone();
@@ -670,45 +667,165 @@ fn quarantine(parent: &Path, dir: &Path) -> Result<PathBuf> {
     Ok(dst)
 }
 
-/// WAL replay state: maps WAL series refs to head series; samples whose
-/// series record comes later in the log (concurrent commits) wait in `pending`.
-struct Replay<'a> {
-    head: &'a Head,
-    by_ref: Vec<Option<Arc<crate::head::MemSeries>>>,
-    pending: Vec<record::RefSample>,
-    pending_tombs: Vec<record::Tombstone>,
-    scratch: Vec<u8>,
-    ts: Vec<i64>,
-    vs: Vec<f64>,
-    lo: i64,
-    hi: i64,
-}
-
-const MAX_DENSE_REF: u64 = 1 << 26;
-
-impl<'a> Replay<'a> {
-    fn new(head: &'a Head) -> Self {
-        Replay {
+/// Replays the WAL into the head. Samples records — nearly all of a WAL
+/// after a crash — are applied by worker threads, each owning the series
+/// whose ref falls in its shard, so per-series order is kept; every other
+/// record (series, chunks, tombstones) is applied by the reading thread after
+/// the workers have drained what came before it, so the log's order holds.
+fn replay_wal(
+    head: &Head,
+    dir: &Path,
+    opts: WalOptions,
+) -> Result<(Wal, crate::wal::ReplayReport)> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
+    let by_ref: RwLock<Vec<Option<Arc<MemSeries>>>> = RwLock::new(Vec::new());
+    std::thread::scope(|sc| {
+        let mut senders = Vec::new();
+        let mut handles = Vec::new();
+        for id in 0..workers {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(4);
+            senders.push(tx);
+            let by_ref = &by_ref;
+            handles
+                .push(sc.spawn(move || replay_worker(head, by_ref, id as u64, workers as u64, rx)));
+        }
+        let mut r = Replay {
             head,
-            by_ref: Vec::new(),
-            pending: Vec::new(),
-            pending_tombs: Vec::new(),
+            by_ref: &by_ref,
+            senders,
             scratch: Vec::new(),
             ts: Vec::new(),
             vs: Vec::new(),
             lo: i64::MAX,
             hi: i64::MIN,
+            pending_tombs: Vec::new(),
+        };
+        let res = Wal::open(dir, opts, |payload| r.record(payload));
+        let (lo, hi, pending_tombs) = (r.lo, r.hi, std::mem::take(&mut r.pending_tombs));
+        drop(r);
+        let mut lo_hi = (lo, hi);
+        let mut pending = Vec::new();
+        for h in handles {
+            let (p, a, b) = h
+                .join()
+                .map_err(|_| Error::corruption(dir, 0, "replay worker panicked"))?;
+            pending.extend(p);
+            lo_hi = (lo_hi.0.min(a), lo_hi.1.max(b));
+        }
+        // Samples whose series record came later in the log (concurrent commits).
+        let refs = by_ref.read();
+        let get = |sref: u64| lookup(&refs, head, sref);
+        let mut dropped = 0u64;
+        for s in pending {
+            match get(s.sref) {
+                Some(series) => {
+                    if head.replay_sample(&mut series.data.lock(), s.t, s.v) {
+                        lo_hi = (lo_hi.0.min(s.t), lo_hi.1.max(s.t));
+                    }
+                }
+                None => dropped += 1,
+            }
+        }
+        for t in pending_tombs {
+            if let Some(s) = get(t.sref) {
+                head.replay_tombstone(&s, t.min_t, t.max_t);
+            }
+        }
+        head.note_range(lo_hi.0, lo_hi.1);
+        if dropped > 0 {
+            tracing::warn!(
+                samples = dropped,
+                "WAL samples without a series record were dropped"
+            );
+        }
+        res
+    })
+}
+
+const MAX_DENSE_REF: u64 = 1 << 26;
+
+fn lookup(by_ref: &[Option<Arc<MemSeries>>], head: &Head, sref: u64) -> Option<Arc<MemSeries>> {
+    if sref < MAX_DENSE_REF {
+        by_ref.get(sref as usize).and_then(|s| s.clone())
+    } else {
+        head.series_by_ref(sref)
+    }
+}
+
+enum Msg {
+    Samples(Arc<Vec<u8>>),
+    Sync(Arc<std::sync::Barrier>),
+}
+
+/// Applies the samples of its shard; returns samples of unknown series and the time range applied.
+fn replay_worker(
+    head: &Head,
+    by_ref: &RwLock<Vec<Option<Arc<MemSeries>>>>,
+    id: u64,
+    n: u64,
+    rx: std::sync::mpsc::Receiver<Msg>,
+) -> (Vec<record::RefSample>, i64, i64) {
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    let mut pending = Vec::new();
+    let mut apply = |series: &MemSeries, s: record::RefSample| {
+        if head.replay_sample(&mut series.data.lock(), s.t, s.v) {
+            lo = lo.min(s.t);
+            hi = hi.max(s.t);
+        }
+    };
+    while let Ok(msg) = rx.recv() {
+        match msg {
+            Msg::Sync(b) => {
+                b.wait();
+            }
+            Msg::Samples(payload) => {
+                let refs = by_ref.read();
+                let mut d = crate::encoding::Decbuf::new(&payload, "wal record", 0);
+                let _ = d.u8();
+                let res = record::for_each_sample(&mut d, |s| {
+                    if s.sref % n != id {
+                        return;
+                    }
+                    if s.sref < MAX_DENSE_REF {
+                        match refs.get(s.sref as usize).and_then(|o| o.as_ref()) {
+                            Some(series) => apply(series, s),
+                            None => pending.push(s),
+                        }
+                    } else {
+                        match head.series_by_ref(s.sref) {
+                            Some(series) => apply(&series, s),
+                            None => pending.push(s),
+                        }
+                    }
+                });
+                if let Err(e) = res {
+                    // Samples before the bad one are applied; the rest of the record is lost.
+                    tracing::error!(error = %e, "malformed samples record in the WAL (CRC was valid)");
+                    head.counters.replay_errors.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         }
     }
+    (pending, lo, hi)
+}
 
-    fn get(&self, sref: u64) -> Option<Arc<crate::head::MemSeries>> {
-        if sref < MAX_DENSE_REF {
-            self.by_ref.get(sref as usize).and_then(|s| s.clone())
-        } else {
-            self.head.series_by_ref(sref)
-        }
-    }
+/// The reading side of WAL replay.
+struct Replay<'a> {
+    head: &'a Head,
+    by_ref: &'a RwLock<Vec<Option<Arc<MemSeries>>>>,
+    senders: Vec<std::sync::mpsc::SyncSender<Msg>>,
+    scratch: Vec<u8>,
+    ts: Vec<i64>,
+    vs: Vec<f64>,
+    lo: i64,
+    hi: i64,
+    pending_tombs: Vec<record::Tombstone>,
+}
 
+impl Replay<'_> {
     fn record(&mut self, payload: &[u8]) -> Result<()> {
         let mut scratch = std::mem::take(&mut self.scratch);
         let res = record::decompress(payload, &mut scratch).and_then(|p| self.inner_record(p));
@@ -716,61 +833,67 @@ impl<'a> Replay<'a> {
         res
     }
 
-    fn inner_record(&mut self, payload: &[u8]) -> Result<()> {
-        let mut d = crate::encoding::Decbuf::new(payload, "wal record", 0);
-        let kind = d.u8()?;
-        if kind == record::TYPE_SAMPLES {
-            // The hot path: no allocation, one lock per run of samples of a series.
-            let mut pending = std::mem::take(&mut self.pending);
-            let (mut lo, mut hi) = (self.lo, self.hi);
-            let mut cur_series: Option<Arc<crate::head::MemSeries>> = None;
-            let res = record::for_each_sample(&mut d, |s| {
-                if cur_series.as_ref().map(|c| c.sref) != Some(s.sref) {
-                    cur_series = self.get(s.sref);
-                }
-                match &cur_series {
-                    Some(series) => {
-                        if self.head.replay_sample(&mut series.data.lock(), s.t, s.v) {
-                            lo = lo.min(s.t);
-                            hi = hi.max(s.t);
-                        }
-                    }
-                    None => pending.push(s),
-                }
-            });
-            self.pending = pending;
-            (self.lo, self.hi) = (lo, hi);
-            return res;
+    /// Waits until every worker has applied everything sent so far.
+    fn drain(&self) {
+        let b = Arc::new(std::sync::Barrier::new(self.senders.len() + 1));
+        for tx in &self.senders {
+            let _ = tx.send(Msg::Sync(b.clone()));
         }
+        b.wait();
+    }
+
+    fn inner_record(&mut self, payload: &[u8]) -> Result<()> {
+        if payload.first() == Some(&record::TYPE_SAMPLES) {
+            // The frame's CRC vouches for the bytes; a record our own encoder
+            // could not have produced is reported by the workers.
+            let p = Arc::new(payload.to_vec());
+            for tx in &self.senders {
+                let _ = tx.send(Msg::Samples(p.clone()));
+            }
+            return Ok(());
+        }
+        self.drain();
         match record::decode(payload)? {
             Record::Series(list) => {
+                let mut refs = self.by_ref.write();
                 for r in list {
                     let s = self.head.get_or_create(&r.labels, Some(r.sref))?;
                     self.head.mark_logged(&s);
                     if r.sref < MAX_DENSE_REF {
                         let i = r.sref as usize;
-                        if self.by_ref.len() <= i {
-                            self.by_ref.resize(i + 1, None);
+                        if refs.len() <= i {
+                            refs.resize(i + 1, None);
                         }
-                        self.by_ref[i] = Some(s);
+                        refs[i] = Some(s);
                     }
                 }
             }
             Record::Chunks(list) => {
+                let refs = self.by_ref.read();
                 for c in list {
-                    let Some(s) = self.get(c.sref) else {
-                        tracing::warn!(sref = c.sref, "checkpoint chunk without a series record dropped");
+                    let Some(s) = lookup(&refs, self.head, c.sref) else {
+                        tracing::warn!(
+                            sref = c.sref,
+                            "checkpoint chunk without a series record dropped"
+                        );
                         continue;
                     };
-                    if let Some((a, b)) = self.head.replay_chunk(&s, c.encoding, &c.data, &mut self.ts, &mut self.vs)? {
+                    if let Some((a, b)) = self.head.replay_chunk(
+                        &s,
+                        c.encoding,
+                        &c.data,
+                        &mut self.ts,
+                        &mut self.vs,
+                    )? {
                         self.lo = self.lo.min(a);
                         self.hi = self.hi.max(b);
                     }
                 }
             }
             Record::Tombstones(list) => {
+                let refs = self.by_ref.read();
                 for t in list {
-                    match self.get(t.sref) {
+                    match lookup(&refs, self.head, t.sref) {
                         Some(s) => self.head.replay_tombstone(&s, t.min_t, t.max_t),
                         None => self.pending_tombs.push(t),
                     }
@@ -779,30 +902,5 @@ impl<'a> Replay<'a> {
             Record::Samples(_) => {}
         }
         Ok(())
-    }
-
-    fn finish(&mut self) {
-        let pending = std::mem::take(&mut self.pending);
-        let mut dropped = 0u64;
-        for s in pending {
-            match self.get(s.sref) {
-                Some(series) => {
-                    if self.head.replay_sample(&mut series.data.lock(), s.t, s.v) {
-                        self.lo = self.lo.min(s.t);
-                        self.hi = self.hi.max(s.t);
-                    }
-                }
-                None => dropped += 1,
-            }
-        }
-        for t in std::mem::take(&mut self.pending_tombs) {
-            if let Some(s) = self.get(t.sref) {
-                self.head.replay_tombstone(&s, t.min_t, t.max_t);
-            }
-        }
-        self.head.note_range(self.lo, self.hi);
-        if dropped > 0 {
-            tracing::warn!(samples = dropped, "WAL samples without a series record were dropped");
-        }
     }
 }

@@ -135,6 +135,8 @@ pub struct HeadCounters {
     pub series_created: AtomicU64,
     /// Series removed by garbage collection.
     pub series_removed: AtomicU64,
+    /// Malformed WAL records met during replay (their CRC was valid).
+    pub replay_errors: AtomicU64,
 }
 
 /// The head.
@@ -361,16 +363,35 @@ impl Head {
     /// Installs a replayed head chunk (from a checkpoint). A full chunk newer
     /// than everything the series holds is taken as is, without re-encoding;
     /// anything else is replayed sample by sample. Returns the chunk's time range.
-    pub(crate) fn replay_chunk(&self, s: &MemSeries, enc: u8, data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<Option<(i64, i64)>> {
-        let enc = Encoding::from_u8(enc).ok_or_else(|| Error::corruption("wal record", 0, format!("unknown chunk encoding {enc}")))?;
+    pub(crate) fn replay_chunk(
+        &self,
+        s: &MemSeries,
+        enc: u8,
+        data: &[u8],
+        ts: &mut Vec<i64>,
+        vs: &mut Vec<f64>,
+    ) -> Result<Option<(i64, i64)>> {
+        let enc = Encoding::from_u8(enc).ok_or_else(|| {
+            Error::corruption("wal record", 0, format!("unknown chunk encoding {enc}"))
+        })?;
         ts.clear();
         vs.clear();
         chunk::decode(enc, data, ts, vs)?;
-        let (Some(&lo), Some(&hi)) = (ts.first(), ts.last()) else { return Ok(None) };
+        let (Some(&lo), Some(&hi)) = (ts.first(), ts.last()) else {
+            return Ok(None);
+        };
         let mut d = s.data.lock();
-        if enc == Encoding::Xor && lo > d.last_t && lo >= self.min_valid_t() && ts.len() >= self.opts.chunk_samples {
+        if enc == Encoding::Xor
+            && lo > d.last_t
+            && lo >= self.min_valid_t()
+            && ts.len() >= self.opts.chunk_samples
+        {
             d.cut();
-            d.chunks.push(HeadChunk { data: Arc::from(data), min_t: lo, max_t: hi });
+            d.chunks.push(HeadChunk {
+                data: Arc::from(data),
+                min_t: lo,
+                max_t: hi,
+            });
             d.last_t = hi;
             d.last_v = vs.last().copied().unwrap_or(0.0);
         } else {
@@ -540,10 +561,19 @@ impl Head {
     /// out-of-order samples and the tombstones still in force.
     pub(crate) fn checkpoint_records(&self) -> Result<Vec<Vec<u8>>> {
         let mut out = Vec::new();
-        let series = self.all_series();
+        let mut series = self.all_series();
+        // In ref order, so replay appends to the postings lists instead of inserting into them.
+        series.sort_by_key(|s| s.sref);
         for group in series.chunks(1000) {
             let mut buf = Vec::new();
-            record::encode_series(&mut buf, group.iter().map(|s| (s.sref, &s.labels)).collect::<Vec<_>>().into_iter());
+            record::encode_series(
+                &mut buf,
+                group
+                    .iter()
+                    .map(|s| (s.sref, &s.labels))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
             out.push(buf);
         }
         let mut chunks: Vec<(u64, Arc<[u8]>)> = Vec::new();
@@ -551,7 +581,14 @@ impl Head {
         let mut tombs = Vec::new();
         let flush_chunks = |chunks: &mut Vec<(u64, Arc<[u8]>)>, out: &mut Vec<Vec<u8>>| {
             let mut buf = Vec::new();
-            record::encode_chunks(&mut buf, chunks.iter().map(|(r, c)| (*r, Encoding::Xor as u8, &c[..])).collect::<Vec<_>>().into_iter());
+            record::encode_chunks(
+                &mut buf,
+                chunks
+                    .iter()
+                    .map(|(r, c)| (*r, Encoding::Xor as u8, &c[..]))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            );
             out.push(buf);
             chunks.clear();
         };
@@ -567,7 +604,11 @@ impl Head {
                 samples.push(RefSample { sref: s.sref, t, v });
             }
             for &(min_t, max_t) in &d.deleted {
-                tombs.push(Tombstone { sref: s.sref, min_t, max_t });
+                tombs.push(Tombstone {
+                    sref: s.sref,
+                    min_t,
+                    max_t,
+                });
             }
             drop(d);
             if chunks.len() >= 4096 {

@@ -138,7 +138,10 @@ pub struct RefChunk {
 }
 
 /// Appends a chunks record.
-pub fn encode_chunks<'a>(buf: &mut Vec<u8>, chunks: impl ExactSizeIterator<Item = (u64, u8, &'a [u8])>) {
+pub fn encode_chunks<'a>(
+    buf: &mut Vec<u8>,
+    chunks: impl ExactSizeIterator<Item = (u64, u8, &'a [u8])>,
+) {
     buf.push(TYPE_CHUNKS);
     put_uvarint(buf, chunks.len() as u64);
     for (sref, enc, data) in chunks {
@@ -178,12 +181,19 @@ pub fn decompress<'a>(payload: &'a [u8], scratch: &'a mut Vec<u8>) -> Result<&'a
     }
     // Our records compress at most a few times over; the bound keeps a forged
     // length from making us allocate more than a small multiple of the input.
-    let limit = (payload.len() as u64).saturating_mul(64).saturating_add(4096).min(MAX_RECORD_LEN as u64);
+    let limit = (payload.len() as u64)
+        .saturating_mul(64)
+        .saturating_add(4096)
+        .min(MAX_RECORD_LEN as u64);
     let raw_len = d.uvarint_max(limit)?;
     let body = d.bytes(d.remaining())?;
-    *scratch = zstd::bulk::decompress(body, raw_len).map_err(|e| d.err(format!("decompress record: {e}")))?;
+    *scratch = zstd::bulk::decompress(body, raw_len)
+        .map_err(|e| d.err(format!("decompress record: {e}")))?;
     if scratch.len() != raw_len {
-        return Err(d.err(format!("decompressed {} bytes, record declares {raw_len}", scratch.len())));
+        return Err(d.err(format!(
+            "decompressed {} bytes, record declares {raw_len}",
+            scratch.len()
+        )));
     }
     if scratch.first() == Some(&TYPE_COMPRESSED) {
         return Err(d.err("nested compressed record"));
@@ -274,7 +284,11 @@ pub fn decode(payload: &[u8]) -> Result<Record> {
                 let sref = d.uvarint()?;
                 let encoding = d.u8()?;
                 let data = d.len_bytes()?.to_vec();
-                out.push(RefChunk { sref, encoding, data });
+                out.push(RefChunk {
+                    sref,
+                    encoding,
+                    data,
+                });
             }
             Ok(Record::Chunks(out))
         }
@@ -309,18 +323,29 @@ mod tests {
 
     #[test]
     fn compressed_records_round_trip_and_bad_ones_fail() {
-        let samples: Vec<RefSample> = (0..500).map(|i| RefSample { sref: i % 7, t: 1000 + i as i64, v: (i % 13) as f64 }).collect();
+        let samples: Vec<RefSample> = (0..500)
+            .map(|i| RefSample {
+                sref: i % 7,
+                t: 1000 + i as i64,
+                v: (i % 13) as f64,
+            })
+            .collect();
         let mut buf = Vec::new();
         encode_samples(&mut buf, &samples);
         let z = compress(&buf).expect("compresses");
         assert!(z.len() < buf.len() / 2, "{} vs {}", z.len(), buf.len());
-        let Record::Samples(got) = decode(&z).unwrap() else { panic!("wrong type") };
+        let Record::Samples(got) = decode(&z).unwrap() else {
+            panic!("wrong type")
+        };
         assert_eq!(got, samples);
         let mut bad = z.clone();
         let last = bad.len() - 1;
         bad[last] ^= 0xff;
         assert!(decode(&bad).is_err());
-        assert!(decode(&[TYPE_COMPRESSED, CODEC_ZSTD, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err(), "huge declared length refused");
+        assert!(
+            decode(&[TYPE_COMPRESSED, CODEC_ZSTD, 0xff, 0xff, 0xff, 0xff, 0x0f]).is_err(),
+            "huge declared length refused"
+        );
         let mut nested = vec![TYPE_COMPRESSED, CODEC_ZSTD];
         let inner = [TYPE_COMPRESSED; 600];
         let zi = zstd::bulk::compress(&inner, 1).unwrap();

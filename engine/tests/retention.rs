@@ -137,7 +137,10 @@ fn size_retention_deletes_oldest_blocks_but_never_the_wal() {
     let (sizes, total): (Vec<u64>, u64) = {
         let db = Db::open(dir.path(), o.clone()).unwrap();
         let st = db.stats();
-        (st.blocks.iter().map(|b| b.stats.num_samples).collect(), st.block_bytes)
+        (
+            st.blocks.iter().map(|b| b.stats.num_samples).collect(),
+            st.block_bytes,
+        )
     };
     assert!(sizes.len() > 10, "many 2 h blocks: {}", sizes.len());
     // A budget of about half the blocks.
@@ -145,10 +148,23 @@ fn size_retention_deletes_oldest_blocks_but_never_the_wal() {
     let db = Db::open(dir.path(), o).unwrap();
     db.compact().unwrap();
     let st = db.stats();
-    assert!(st.block_bytes <= total / 2, "{} > {}", st.block_bytes, total / 2);
-    assert!(st.blocks.len() >= sizes.len() / 2 - 2, "only the oldest go: {} of {}", st.blocks.len(), sizes.len());
+    assert!(
+        st.block_bytes <= total / 2,
+        "{} > {}",
+        st.block_bytes,
+        total / 2
+    );
+    assert!(
+        st.blocks.len() >= sizes.len() / 2 - 2,
+        "only the oldest go: {} of {}",
+        st.blocks.len(),
+        sizes.len()
+    );
     let newest_block_end = st.blocks.iter().map(|b| b.max_time).max().unwrap();
-    assert!(newest_block_end > start + 2 * DAY_MS, "the newest blocks are kept");
+    assert!(
+        newest_block_end > start + 2 * DAY_MS,
+        "the newest blocks are kept"
+    );
     // The oldest remaining data is contiguous up to the newest sample.
     let q = db.querier(i64::MIN, i64::MAX).unwrap();
     let s = &q.select(&[Matcher::eq("__name__", "ret")]).unwrap()[0];
