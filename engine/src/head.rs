@@ -95,11 +95,63 @@ impl SeriesData {
             return;
         }
         let open = std::mem::take(&mut self.open);
+        if self.chunks.len() == self.chunks.capacity() {
+            self.chunks.reserve_exact((self.chunks.len() / 2).max(1));
+        }
         self.chunks.push(HeadChunk {
             data: Arc::from(open.bytes()),
             min_t: open.min_t(),
             max_t: open.max_t(),
         });
+    }
+}
+
+/// One stripe of the labels-hash index: nearly every hash has one series,
+/// so that case costs one map entry; collisions go to a side table.
+#[derive(Default)]
+struct HashStripe {
+    one: HashMap<u64, Arc<MemSeries>>,
+    more: HashMap<u64, Vec<Arc<MemSeries>>>,
+}
+
+impl HashStripe {
+    fn find(&self, h: u64, labels: &Labels) -> Option<&Arc<MemSeries>> {
+        match self.one.get(&h) {
+            Some(s) if &s.labels == labels => Some(s),
+            Some(_) => self
+                .more
+                .get(&h)
+                .and_then(|v| v.iter().find(|s| &s.labels == labels)),
+            None => None,
+        }
+    }
+
+    fn insert(&mut self, h: u64, s: Arc<MemSeries>) {
+        if let std::collections::hash_map::Entry::Vacant(e) = self.one.entry(h) {
+            e.insert(s);
+        } else {
+            self.more.entry(h).or_default().push(s);
+        }
+    }
+
+    fn remove(&mut self, h: u64, sref: SeriesRef) {
+        if self.one.get(&h).is_some_and(|s| s.sref == sref) {
+            self.one.remove(&h);
+            // Promote a colliding series, if any.
+            if let Some(v) = self.more.get_mut(&h) {
+                if let Some(s) = v.pop() {
+                    self.one.insert(h, s);
+                }
+                if v.is_empty() {
+                    self.more.remove(&h);
+                }
+            }
+        } else if let Some(v) = self.more.get_mut(&h) {
+            v.retain(|s| s.sref != sref);
+            if v.is_empty() {
+                self.more.remove(&h);
+            }
+        }
     }
 }
 
@@ -143,7 +195,7 @@ pub struct HeadCounters {
 pub(crate) struct Head {
     pub opts: HeadOptions,
     by_ref: Vec<RwLock<HashMap<SeriesRef, Arc<MemSeries>>>>,
-    by_hash: Vec<RwLock<HashMap<u64, Vec<Arc<MemSeries>>>>>,
+    by_hash: Vec<RwLock<HashStripe>>,
     postings: RwLock<MemPostings>,
     interner: Mutex<HashSet<Arc<str>>>,
     next_ref: AtomicU64,
@@ -160,7 +212,9 @@ impl Head {
         Head {
             opts,
             by_ref: (0..STRIPES).map(|_| RwLock::new(HashMap::new())).collect(),
-            by_hash: (0..STRIPES).map(|_| RwLock::new(HashMap::new())).collect(),
+            by_hash: (0..STRIPES)
+                .map(|_| RwLock::new(HashStripe::default()))
+                .collect(),
             postings: RwLock::new(MemPostings::default()),
             interner: Mutex::new(HashSet::new()),
             next_ref: AtomicU64::new(1),
@@ -233,16 +287,11 @@ impl Head {
         }
         let h = labels.hash64();
         let stripe = &self.by_hash[(h as usize) % STRIPES];
-        if let Some(s) = stripe
-            .read()
-            .get(&h)
-            .and_then(|v| v.iter().find(|s| &s.labels == labels))
-        {
+        if let Some(s) = stripe.read().find(h, labels) {
             return Ok(s.clone());
         }
         let mut w = stripe.write();
-        let list = w.entry(h).or_default();
-        if let Some(s) = list.iter().find(|s| &s.labels == labels) {
+        if let Some(s) = w.find(h, labels) {
             return Ok(s.clone());
         }
         let sref = match sref {
@@ -258,7 +307,7 @@ impl Head {
             logged: AtomicBool::new(false),
             data: Mutex::new(SeriesData::new()),
         });
-        list.push(s.clone());
+        w.insert(h, s.clone());
         self.by_ref[(sref as usize) % STRIPES]
             .write()
             .insert(sref, s.clone());
@@ -533,12 +582,7 @@ impl Head {
                     return false;
                 }
                 rs.remove(sref);
-                if let Some(list) = hs.get_mut(&h) {
-                    list.retain(|s| s.sref != *sref);
-                    if list.is_empty() {
-                        hs.remove(&h);
-                    }
-                }
+                hs.remove(h, *sref);
                 true
             });
             self.postings.write().remove(&gone);
@@ -853,5 +897,38 @@ impl Appender {
             .samples_appended
             .fetch_add(n, Ordering::Relaxed);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn series(sref: u64, v: &str) -> Arc<MemSeries> {
+        Arc::new(MemSeries {
+            sref,
+            labels: Labels::new([("a", v)]).unwrap(),
+            logged: AtomicBool::new(false),
+            data: Mutex::new(SeriesData::new()),
+        })
+    }
+
+    #[test]
+    fn hash_stripe_handles_collisions() {
+        let mut st = HashStripe::default();
+        let (a, b, c) = (series(1, "a"), series(2, "b"), series(3, "c"));
+        // Force all three onto one hash.
+        st.insert(7, a.clone());
+        st.insert(7, b.clone());
+        st.insert(7, c.clone());
+        assert_eq!(st.find(7, &b.labels).unwrap().sref, 2);
+        st.remove(7, 1);
+        assert!(st.find(7, &a.labels).is_none());
+        assert_eq!(st.find(7, &b.labels).unwrap().sref, 2);
+        assert_eq!(st.find(7, &c.labels).unwrap().sref, 3);
+        st.remove(7, 3);
+        st.remove(7, 2);
+        assert!(st.one.is_empty() && st.more.is_empty());
     }
 }

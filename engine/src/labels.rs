@@ -24,7 +24,7 @@ pub struct Label {
 
 /// A sorted label set without duplicate names or empty values.
 #[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Labels(Vec<Label>);
+pub struct Labels(Box<[Label]>);
 
 impl Labels {
     /// Builds a label set from pairs in any order. Empty values are dropped;
@@ -58,7 +58,7 @@ impl Labels {
                 )));
             }
         }
-        Ok(Labels(v))
+        Ok(Labels(v.into_boxed_slice()))
     }
 
     /// Builds from labels known to be sorted, unique and non-empty (from our own files);
@@ -71,7 +71,7 @@ impl Labels {
                 ));
             }
         }
-        Ok(Labels(v))
+        Ok(Labels(v.into_boxed_slice()))
     }
 
     /// The labels in name order.
@@ -122,7 +122,7 @@ impl Labels {
 
     /// The labels as a vector (consumes the set).
     pub fn into_vec(self) -> Vec<Label> {
-        self.0
+        self.0.into_vec()
     }
 }
 

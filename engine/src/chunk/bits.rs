@@ -41,10 +41,20 @@ impl BitWriter {
         self.buf.len() * 8 - self.free as usize
     }
 
+    /// Makes room for `n` more bytes, growing by a quarter rather than
+    /// doubling: a head holds one open chunk per series, so slack adds up.
+    #[inline]
+    fn reserve(&mut self, n: usize) {
+        if self.buf.capacity() - self.buf.len() < n {
+            self.buf.reserve_exact((self.buf.len() / 4).max(n).max(16));
+        }
+    }
+
     /// Appends a single bit.
     #[inline]
     pub fn write_bit(&mut self, bit: bool) {
         if self.free == 0 {
+            self.reserve(1);
             self.buf.push(0);
             self.free = 8;
         }
@@ -63,6 +73,7 @@ impl BitWriter {
         if n == 0 {
             return;
         }
+        self.reserve(9);
         // Left-align the n bits in a u64.
         let mut v = v << (64 - n);
         let mut n = n;

@@ -20,7 +20,40 @@
 //!                 significant first), else one uvarint per element
 //!         | 2 8*n bytes: x_i = bits_i ^ bits_{i-1}, stored as 8 byte planes,
 //!             most significant byte plane first
+//!         | 3 scale:u8 uvarint(n_exc) (uvarint(index_gap) u64le(bits))*n_exc seq
+//!                 value_i = m_i / 10^scale (m = the sequence), exceptions as in 1
+//!         | 4 seq                                   value_i = f64::from_bits(m_i)
+//! seq    := pred:u8 varint(m0) [varint(m1-m0)] [elems(n-2)]
+//!             elems gives residuals x_i (i >= 2); with d_i = m_i - m_{i-1}
+//!             (all arithmetic wrapping i64) the low nibble of pred selects:
+//!             0: m_i = m_{i-1} + x_i
+//!             1: d_i = d_{i-1} + x_i
+//!             2: d_i = floor(mean(last h deltas)) + x_i, h = min(i-1, K)
+//!             3: m_i = floor(mean(last h values)) + x_i, h = min(i, K)
+//!             K = 2^(pred >> 4) <= 16; means are exact (i128 sums).
+//! elems  := flags:u8 [bitmap] [uvarint(g)] varint(base) (k:u8 w:u8 planes lo | uvarints)
+//!             (nothing after the flags/bitmap when no element is stored)
+//!             flags bit 0: a bitmap of ceil(c0/8) bytes (bit i%8 of byte i/8,
+//!             LSB first) marks the nonzero elements; only those are stored,
+//!             the others are 0. bit 1: g present (else g = 1). bit 2: each
+//!             stored u is a uvarint (else the planes form).
+//!             element = base + u*g; u = (hi << k) | lo, hi is stored as w byte
+//!             planes (least significant first, one byte per element each)
+//!             and lo as k-bit fields packed LSB first (ceil(c*k/8) bytes).
 //! ```
+//!
+//! The encoder (modes 3, 4 and 0; modes 1 and 2 are only decoded, for chunks
+//! written by older versions) estimates the compressed size of each predictor
+//! and layout from byte histograms (order-0 entropy + huffman table cost) and
+//! builds and compresses only the cheapest. Decimal mantissas try predictors
+//! 0, 1, 2 (K=8) and 3 (K=4); float bits (full-precision gauges: the residual
+//! of the mean of the last 4..16 bit patterns is about the noise width in
+//! ulps) try 0 and 3 (K=4, 8, 16). `base` is the minimum element, so
+//! counters store `increment - min increment`; `k` is chosen so that the
+//! high part is about one byte of skewed symbols that huffman codes well and
+//! the (nearly uniform) low bits are stored raw. zstd compresses the body
+//! as one frame, ending a block at each section (timestamps, bitmap, each
+//! plane, low bits) so each gets its own huffman table.
 //!
 //! The encoder only picks the decimal form for a value after checking that the
 //! decoder's formula gives back the exact same bits, so every float (NaN
@@ -40,8 +73,10 @@ use crate::error::{Error, Result};
 /// Most samples a cold chunk may hold (bounds the decoder's allocations).
 pub const MAX_COLD_SAMPLES: usize = 1 << 17;
 
-/// zstd level used for cold chunks.
-pub const ZSTD_LEVEL: i32 = 19;
+/// zstd level used for cold chunks. The columns are already decorrelated, so
+/// zstd mostly entropy-codes byte planes: level 1 is within 1% of level 19 in
+/// size and several times faster (levels 2..9 are larger than level 1 here).
+pub const ZSTD_LEVEL: i32 = 1;
 
 const FILE: &str = "chunk";
 const FLAG_ZSTD: u8 = 1;
@@ -50,7 +85,8 @@ const TS_DOD: u8 = 1;
 const VAL_CONST: u8 = 0;
 const VAL_DECIMAL: u8 = 1;
 const VAL_PLANES: u8 = 2;
-const KIND_DELTA: u8 = 0;
+const VAL_DEC_SEQ: u8 = 3;
+const VAL_BITS_SEQ: u8 = 4;
 const KIND_DOD: u8 = 1;
 const KIND_PLANES: u8 = 2;
 const KIND_UNSIGNED: u8 = 4;
@@ -104,19 +140,8 @@ fn min_scale(v: f64) -> Option<usize> {
 }
 
 thread_local! {
-    static ZSTD_C: RefCell<Option<zstd::bulk::Compressor<'static>>> = const { RefCell::new(None) };
     static ZSTD_D: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-fn zstd_compress(raw: &[u8]) -> Option<Vec<u8>> {
-    ZSTD_C.with(|c| {
-        let mut c = c.try_borrow_mut().ok()?;
-        if c.is_none() {
-            *c = zstd::bulk::Compressor::new(ZSTD_LEVEL).ok();
-        }
-        c.as_mut()?.compress(raw).ok()
-    })
 }
 
 thread_local! {
@@ -194,37 +219,25 @@ pub fn encode_cold(ts: &[i64], vs: &[f64]) -> Result<Vec<u8>> {
     let mut ts_col = Vec::new();
     encode_ts(ts, &mut ts_col)?;
 
-    let mut best: Option<Vec<u8>> = None;
-    for (val_col, splits) in value_candidates(vs) {
-        let mut body = Vec::with_capacity(ts_col.len() + val_col.len());
-        body.extend_from_slice(&ts_col);
-        body.extend_from_slice(&val_col);
-        let mut payload = Vec::with_capacity(body.len() + 1);
-        payload.push(0u8);
-        payload.extend_from_slice(&body);
-        if body.len() >= 24 {
-            let z = if splits.is_empty() {
-                zstd_compress(&body)
-            } else {
-                let splits: Vec<usize> = std::iter::once(ts_col.len())
-                    .chain(splits.iter().map(|&s| s + ts_col.len()))
-                    .collect();
-                zstd_compress_split(&body, &splits)
-            };
-            if let Some(z) = z {
-                if z.len() + 1 + uvarint_len(body.len() as u64) < payload.len() {
-                    payload.clear();
-                    payload.push(FLAG_ZSTD);
-                    put_uvarint(&mut payload, body.len() as u64);
-                    payload.extend_from_slice(&z);
-                }
+    let (val_col, splits) = value_column(vs);
+    let mut body = Vec::with_capacity(ts_col.len() + val_col.len());
+    body.extend_from_slice(&ts_col);
+    body.extend_from_slice(&val_col);
+    if body.len() >= 24 {
+        let splits: Vec<usize> = std::iter::once(ts_col.len())
+            .chain(splits.iter().map(|&s| s + ts_col.len()))
+            .collect();
+        if let Some(z) = zstd_compress_split(&body, &splits) {
+            if z.len() + uvarint_len(body.len() as u64) < body.len() {
+                out.push(FLAG_ZSTD);
+                put_uvarint(&mut out, body.len() as u64);
+                out.extend_from_slice(&z);
+                return Ok(out);
             }
         }
-        if best.as_ref().is_none_or(|b| payload.len() < b.len()) {
-            best = Some(payload);
-        }
     }
-    out.extend_from_slice(&best.unwrap_or_default());
+    out.push(0);
+    out.extend_from_slice(&body);
     Ok(out)
 }
 
@@ -270,37 +283,69 @@ fn encode_ts(ts: &[i64], out: &mut Vec<u8>) -> Result<()> {
 /// A value column and the offsets in it where a zstd block should end.
 type Column = (Vec<u8>, Vec<usize>);
 
-/// Candidate value columns; the caller keeps the smallest after compression.
-fn value_candidates(vs: &[f64]) -> Vec<Column> {
+/// Predictors tried for decimal mantissas and for raw float bits.
+const DEC_PREDS: [u8; 4] = [
+    PRED_PREV,
+    PRED_DOD,
+    PRED_DMEAN | (3 << 4),
+    PRED_MEAN | (2 << 4),
+];
+const BITS_PREDS: [u8; 4] = [
+    PRED_PREV,
+    PRED_MEAN | (2 << 4),
+    PRED_MEAN | (3 << 4),
+    PRED_MEAN | (4 << 4),
+];
+
+/// The value column with the smallest estimated compressed size.
+fn value_column(vs: &[f64]) -> Column {
     let Some(first) = vs.first() else {
-        return vec![];
+        return (vec![], vec![]);
     };
     let b0 = first.to_bits();
     if vs.iter().all(|v| v.to_bits() == b0) {
         let mut c = vec![VAL_CONST];
         c.extend_from_slice(&b0.to_le_bytes());
-        return vec![(c, vec![])];
+        return (c, vec![]);
     }
-    let mut out = Vec::with_capacity(2);
-    let dec = decimal_column(vs);
-    let want_planes = match &dec {
+    let mut best: Option<(f64, Column)> = None;
+    let dec = decimal_mantissas(vs);
+    let want_bits = match &dec {
         None => true,
-        Some((_, scale, n_exc)) => *scale >= 6 || *n_exc > 0,
+        Some((scale, _, exc)) => *scale >= 6 || !exc.is_empty(),
     };
-    if let Some((cols, _, _)) = dec {
-        out.extend(cols);
+    if let Some((scale, ms, exc)) = dec {
+        let mut col = Vec::with_capacity(vs.len() * 2 + 16);
+        let mut splits = Vec::new();
+        col.push(VAL_DEC_SEQ);
+        col.push(scale as u8);
+        put_uvarint(&mut col, exc.len() as u64);
+        let mut last = 0usize;
+        for &(i, bits) in &exc {
+            put_uvarint(&mut col, (i - last) as u64);
+            col.extend_from_slice(&bits.to_le_bytes());
+            last = i;
+        }
+        let est = put_seq(&mut col, &mut splits, &ms, &DEC_PREDS);
+        best = Some((est + 10.0 * exc.len() as f64, (col, splits)));
     }
-    if want_planes {
-        let col = planes_column(vs);
-        let n = vs.len();
-        out.push((col, (0..8).map(|p| 1 + p * n).collect()));
+    if want_bits {
+        let bits: Vec<i64> = vs.iter().map(|v| v.to_bits() as i64).collect();
+        let mut col = Vec::with_capacity(vs.len() * 8 + 16);
+        let mut splits = Vec::new();
+        col.push(VAL_BITS_SEQ);
+        let est = put_seq(&mut col, &mut splits, &bits, &BITS_PREDS);
+        if best.as_ref().is_none_or(|b| est < b.0) {
+            best = Some((est, (col, splits)));
+        }
     }
-    out
+    best.map(|b| b.1).unwrap_or_default()
 }
 
-/// The decimal value column, its scale and exception count, or `None` when
-/// too many values are not decimal.
-fn decimal_column(vs: &[f64]) -> Option<(Vec<Column>, usize, usize)> {
+/// Decimal scale, mantissas and exceptions of `vs`, or `None` when too many
+/// values are not decimal.
+#[allow(clippy::type_complexity)]
+fn decimal_mantissas(vs: &[f64]) -> Option<(usize, Vec<i64>, Vec<(usize, u64)>)> {
     let n = vs.len();
     // Histogram of the smallest scale of each value; index MAX_SCALE+1 = none.
     let mut hist = [0usize; MAX_SCALE + 2];
@@ -327,6 +372,9 @@ fn decimal_column(vs: &[f64]) -> Option<(Vec<Column>, usize, usize)> {
                     *h += 1;
                 }
             }
+        }
+        if hist.last().is_some_and(|&h| h > n / 4) {
+            return None;
         }
     }
     // Pick the scale minimizing a rough cost: ~10 bytes per exception and
@@ -361,162 +409,7 @@ fn decimal_column(vs: &[f64]) -> Option<(Vec<Column>, usize, usize)> {
             }
         }
     }
-    let mut cols = Vec::with_capacity(2);
-    for planes in [false, true] {
-        let mut col = Vec::with_capacity(n * 2 + 16);
-        col.push(VAL_DECIMAL);
-        col.push(best_scale as u8);
-        let mut splits = Vec::new();
-        encode_mantissas(&ms, &exc, planes, &mut col, &mut splits);
-        cols.push((col, splits));
-    }
-    Some((cols, best_scale, exc.len()))
-}
-
-/// Maps stream element `x` to the unsigned integer that is stored.
-#[inline]
-fn to_stored(x: i64, unsigned: bool) -> u64 {
-    if unsigned {
-        x as u64
-    } else {
-        zigzag(x)
-    }
-}
-
-fn gcd(mut a: u64, mut b: u64) -> u64 {
-    while b != 0 {
-        (a, b) = (b, a % b);
-    }
-    a
-}
-
-/// Divides a stream by the gcd of its elements: (stream, gcd, all >= 0, varint size).
-fn prep_stream(mut xs: Vec<i64>) -> (Vec<i64>, u64, bool, usize) {
-    let mut g = 0u64;
-    for &x in &xs {
-        g = gcd(g, x.unsigned_abs());
-        if g == 1 {
-            break;
-        }
-    }
-    if g > 1 && g <= i64::MAX as u64 {
-        for x in xs.iter_mut() {
-            *x /= g as i64;
-        }
-    } else {
-        g = 1;
-    }
-    let unsigned = xs.iter().all(|&x| x >= 0);
-    let len = xs
-        .iter()
-        .map(|&x| uvarint_len(to_stored(x, unsigned)))
-        .sum();
-    (xs, g, unsigned, len)
-}
-
-/// Appends `kind`, the exceptions and the mantissa stream to `col`.
-fn encode_mantissas(
-    ms: &[i64],
-    exc: &[(usize, u64)],
-    planes: bool,
-    col: &mut Vec<u8>,
-    splits: &mut Vec<usize>,
-) {
-    // Stream elements from index 2 on: deltas and deltas-of-deltas.
-    let mut deltas = Vec::with_capacity(ms.len());
-    let mut dods = Vec::with_capacity(ms.len());
-    let (mut pm, mut pd) = (0i64, 0i64);
-    for (i, &m) in ms.iter().enumerate() {
-        let d = m.wrapping_sub(pm);
-        if i >= 2 {
-            deltas.push(d);
-            dods.push(d.wrapping_sub(pd));
-        }
-        pm = m;
-        pd = d;
-    }
-    let (stream, g, unsigned, mut kind) = {
-        let a = prep_stream(deltas);
-        let b = prep_stream(dods);
-        if b.3 < a.3 {
-            (b.0, b.1, b.2, KIND_DOD)
-        } else {
-            (a.0, a.1, a.2, KIND_DELTA)
-        }
-    };
-    if unsigned {
-        kind |= KIND_UNSIGNED;
-    }
-    if planes {
-        kind |= KIND_PLANES;
-    }
-    if g > 1 {
-        kind |= KIND_GCD;
-    }
-    col.push(kind);
-    put_uvarint(col, exc.len() as u64);
-    let mut last = 0usize;
-    for &(i, bits) in exc {
-        put_uvarint(col, (i - last) as u64);
-        col.extend_from_slice(&bits.to_le_bytes());
-        last = i;
-    }
-    if g > 1 {
-        put_uvarint(col, g);
-    }
-    if let Some(&m0) = ms.first() {
-        put_varint(col, m0);
-    }
-    if let Some(&m1) = ms.get(1) {
-        put_varint(col, m1.wrapping_sub(ms.first().copied().unwrap_or(0)));
-    }
-    if ms.len() <= 2 {
-        return;
-    }
-    if planes {
-        let max = stream
-            .iter()
-            .map(|&x| to_stored(x, unsigned))
-            .max()
-            .unwrap_or(0);
-        let width = (64 - max.leading_zeros()).div_ceil(8);
-        col.push(width as u8);
-        for p in 0..width {
-            splits.push(col.len());
-            col.extend(
-                stream
-                    .iter()
-                    .map(|&x| (to_stored(x, unsigned) >> (8 * p)) as u8),
-            );
-        }
-    } else {
-        for &x in &stream {
-            put_uvarint(col, to_stored(x, unsigned));
-        }
-    }
-}
-
-fn planes_column(vs: &[f64]) -> Vec<u8> {
-    let n = vs.len();
-    let mut col = vec![0u8; 1 + 8 * n];
-    if let Some(c) = col.first_mut() {
-        *c = VAL_PLANES;
-    }
-    let body = col.get_mut(1..).unwrap_or(&mut []);
-    let mut prev = 0u64;
-    let mut xs = Vec::with_capacity(n);
-    for v in vs {
-        let b = v.to_bits();
-        xs.push(b ^ prev);
-        prev = b;
-    }
-    for (p, plane) in body.chunks_exact_mut(n.max(1)).enumerate() {
-        let shift = 56 - 8 * p as u32;
-        for (o, &x) in plane.iter_mut().zip(&xs) {
-            *o = (x >> shift) as u8;
-        }
-    }
-    col
+    Some((best_scale, ms, exc))
 }
 
 /// Sample count of a cold chunk.
@@ -669,6 +562,11 @@ fn decode_body(
             ));
         }
         VAL_DECIMAL => pos = decode_decimal(body, pos, n, vs).map_err(|(p, what)| err(p, what))?,
+        VAL_DEC_SEQ => pos = decode_dec_seq(body, pos, n, vs).map_err(|(p, what)| err(p, what))?,
+        VAL_BITS_SEQ => {
+            pos = get_seq(body, pos, n, |m| vs.push(f64::from_bits(m as u64)))
+                .map_err(|(p, what)| err(p, what))?
+        }
         VAL_PLANES => {
             let len = n * 8;
             let planes = body
@@ -814,11 +712,19 @@ fn decode_decimal(
             })),
         }
     }
-    let end = pos;
-    // Patch exceptions.
-    let mut p = exc_start;
-    let mut idx = 0usize;
     let out = vs.get_mut(start..).unwrap_or(&mut []);
+    patch_exceptions(body, exc_start, n_exc, out)?;
+    Ok(pos)
+}
+
+/// Overwrites `out` at the exception indexes listed from `p` on.
+fn patch_exceptions(
+    body: &[u8],
+    mut p: usize,
+    n_exc: u64,
+    out: &mut [f64],
+) -> std::result::Result<(), DecErr> {
+    let mut idx = 0usize;
     for k in 0..n_exc {
         let gap = get_uvarint(body, &mut p).ok_or((p, "cold exception truncated"))?;
         if k > 0 && gap == 0 {
@@ -837,7 +743,46 @@ fn decode_decimal(
             .ok_or((p, "cold exception index out of range"))?;
         *slot = f64::from_bits(u64::from_le_bytes(*bits));
     }
-    Ok(end)
+    Ok(())
+}
+
+/// Value mode 3: scale, exceptions, then a sequence of mantissas.
+fn decode_dec_seq(
+    body: &[u8],
+    mut pos: usize,
+    n: usize,
+    vs: &mut Vec<f64>,
+) -> std::result::Result<usize, DecErr> {
+    let &scale = body
+        .get(pos)
+        .ok_or((pos, "cold decimal header truncated"))?;
+    pos += 1;
+    let scale = scale as usize;
+    if scale > MAX_SCALE {
+        return Err((pos - 1, "cold decimal scale out of range"));
+    }
+    let n_exc = get_uvarint(body, &mut pos).ok_or((pos, "cold exception count truncated"))?;
+    if n_exc > n as u64 {
+        return Err((pos, "more exceptions than samples"));
+    }
+    let exc_start = pos;
+    for _ in 0..n_exc {
+        get_uvarint(body, &mut pos).ok_or((pos, "cold exception truncated"))?;
+        pos += 8;
+    }
+    if pos > body.len() {
+        return Err((exc_start, "cold exceptions truncated"));
+    }
+    let start = vs.len();
+    let div = POW10.get(scale).copied().unwrap_or(1.0);
+    pos = if scale == 0 {
+        get_seq(body, pos, n, |m| vs.push(m as f64))?
+    } else {
+        get_seq(body, pos, n, |m| vs.push(m as f64 / div))?
+    };
+    let out = vs.get_mut(start..).unwrap_or(&mut []);
+    patch_exceptions(body, exc_start, n_exc, out)?;
+    Ok(pos)
 }
 
 #[inline(always)]
@@ -849,4 +794,743 @@ fn read_uvarint_fast(data: &[u8], pos: &mut usize) -> Option<u64> {
         }
     }
     get_uvarint(data, pos)
+}
+
+// ---------------------------------------------------------------------------
+// Integer sequences (value modes 3 and 4).
+
+/// Predictors of a sequence element (low nibble of the predictor byte; the
+/// high nibble is log2 of the window `k` for the mean predictors).
+const PRED_PREV: u8 = 0;
+const PRED_DOD: u8 = 1;
+const PRED_DMEAN: u8 = 2;
+const PRED_MEAN: u8 = 3;
+/// Largest log2 window of the mean predictors.
+const MAX_LOG_WINDOW: u8 = 4;
+
+const EL_SPARSE: u8 = 1;
+const EL_GCD: u8 = 2;
+const EL_VARINT: u8 = 4;
+
+/// Rolling window of the last `k` (a power of two) integers and their sum.
+struct Window {
+    buf: [i64; 1 << MAX_LOG_WINDOW],
+    len: usize,
+    log_k: u32,
+    head: usize,
+    sum: i128,
+}
+
+impl Window {
+    fn new(log_k: u8) -> Self {
+        Window {
+            buf: [0; 1 << MAX_LOG_WINDOW],
+            len: 0,
+            log_k: u32::from(log_k.min(MAX_LOG_WINDOW)),
+            head: 0,
+            sum: 0,
+        }
+    }
+
+    /// Floor of the mean of the window (0 when empty).
+    #[inline(always)]
+    fn mean(&self) -> i64 {
+        let k = 1usize << self.log_k;
+        if self.len == k {
+            (self.sum >> self.log_k) as i64
+        } else if self.len == 0 {
+            0
+        } else {
+            self.sum.div_euclid(self.len as i128) as i64
+        }
+    }
+
+    #[inline(always)]
+    fn push(&mut self, x: i64) {
+        let mask = (1usize << self.log_k) - 1;
+        let k = mask + 1;
+        let slot = self.head & mask;
+        if self.len == k {
+            self.sum -= i128::from(self.buf.get(slot).copied().unwrap_or(0));
+        } else {
+            self.len += 1;
+        }
+        if let Some(s) = self.buf.get_mut(slot) {
+            *s = x;
+        }
+        self.sum += i128::from(x);
+        self.head = self.head.wrapping_add(1);
+    }
+}
+
+/// Residuals `x_2..x_{n-1}` of `ms` under predictor byte `pred`.
+fn residuals(ms: &[i64], pred: u8, out: &mut Vec<i64>) {
+    out.clear();
+    let (Some(&m0), Some(&m1)) = (ms.first(), ms.get(1)) else {
+        return;
+    };
+    let rest = ms.get(2..).unwrap_or(&[]);
+    let mut pm = m1;
+    let mut pd = m1.wrapping_sub(m0);
+    let mut w = Window::new(pred >> 4);
+    match pred & 15 {
+        PRED_DOD => out.extend(rest.iter().map(|&m| {
+            let d = m.wrapping_sub(pm);
+            let x = d.wrapping_sub(pd);
+            pm = m;
+            pd = d;
+            x
+        })),
+        PRED_DMEAN => {
+            w.push(pd);
+            out.extend(rest.iter().map(|&m| {
+                let d = m.wrapping_sub(pm);
+                let x = d.wrapping_sub(w.mean());
+                w.push(d);
+                pm = m;
+                x
+            }))
+        }
+        PRED_MEAN => {
+            w.push(m0);
+            w.push(m1);
+            out.extend(rest.iter().map(|&m| {
+                let x = m.wrapping_sub(w.mean());
+                w.push(m);
+                x
+            }))
+        }
+        _ => out.extend(rest.iter().map(|&m| {
+            let d = m.wrapping_sub(pm);
+            pm = m;
+            d
+        })),
+    }
+}
+
+/// Inverse of [`residuals`]: calls `emit` with m_2..m_{n-1}.
+#[inline(always)]
+fn integrate(m0: i64, m1: i64, pred: u8, xs: &[i64], mut emit: impl FnMut(i64)) {
+    let mut m = m1;
+    let mut d = m1.wrapping_sub(m0);
+    let mut w = Window::new(pred >> 4);
+    match pred & 15 {
+        PRED_DOD => xs.iter().for_each(|&x| {
+            d = d.wrapping_add(x);
+            m = m.wrapping_add(d);
+            emit(m);
+        }),
+        PRED_DMEAN => {
+            w.push(d);
+            xs.iter().for_each(|&x| {
+                let d = x.wrapping_add(w.mean());
+                w.push(d);
+                m = m.wrapping_add(d);
+                emit(m);
+            })
+        }
+        PRED_MEAN => {
+            w.push(m0);
+            w.push(m1);
+            xs.iter().for_each(|&x| {
+                let m = x.wrapping_add(w.mean());
+                w.push(m);
+                emit(m);
+            })
+        }
+        _ => xs.iter().for_each(|&x| {
+            m = m.wrapping_add(x);
+            emit(m);
+        }),
+    }
+}
+
+/// Estimated zstd (huffman) size in bytes of a byte plane with histogram `h`.
+fn plane_cost(h: &[u32]) -> f64 {
+    let n: u32 = h.iter().sum();
+    if n == 0 {
+        return 0.0;
+    }
+    let nf = f64::from(n);
+    let mut bits = 0.0;
+    let mut distinct = 0u32;
+    let mut max_sym = 0usize;
+    for (s, &c) in h.iter().enumerate() {
+        if c > 0 {
+            let cf = f64::from(c);
+            bits += cf * (nf / cf).log2();
+            distinct += 1;
+            max_sym = s;
+        }
+    }
+    if distinct <= 1 {
+        return 4.0;
+    }
+    // A huffman code spends at least one bit per symbol; the table costs
+    // about half a byte per symbol up to the largest.
+    let huff = bits.max(nf) / 8.0 + 6.0 + max_sym as f64 * 0.45;
+    huff.min(nf + 3.0)
+}
+
+/// How a list of integers is stored (see the format doc).
+#[derive(Clone, Copy, Debug, Default)]
+struct ValPlan {
+    g: u64,
+    base: i64,
+    varint: bool,
+    k: u32,
+    w: u32,
+    est: f64,
+}
+
+fn bit_len(u: u64) -> u32 {
+    64 - u.leading_zeros()
+}
+
+/// Plans the storage of `ys` (non-empty): offset, gcd, low raw bits and
+/// high byte planes (or varints), with an estimated compressed size.
+fn plan_vals(ys: &[i64], us: &mut Vec<u64>) -> ValPlan {
+    let base = ys.iter().copied().min().unwrap_or(0);
+    us.clear();
+    us.extend(ys.iter().map(|&y| y.wrapping_sub(base) as u64));
+    let mut g = 0u64;
+    for &u in us.iter() {
+        g = gcd(g, u);
+        if g == 1 {
+            break;
+        }
+    }
+    if g > 1 {
+        us.iter_mut().for_each(|u| *u /= g);
+    } else {
+        g = 1;
+    }
+    let max = us.iter().copied().max().unwrap_or(0);
+    let l = bit_len(max);
+    let c = us.len() as f64;
+    let hdr = 4.0 + uvarint_len(zigzag(base)) as f64 + if g > 1 { 4.0 } else { 0.0 };
+    let mut best = ValPlan {
+        g,
+        base,
+        varint: false,
+        k: 0,
+        w: 0,
+        est: hdr,
+    };
+    if l == 0 {
+        return best;
+    }
+    // Histogram of the top (up to) 9 bits.
+    let s = l.saturating_sub(9);
+    let mut hist = [0u32; 512];
+    for &u in us.iter() {
+        if let Some(h) = hist.get_mut((u >> s) as usize) {
+            *h += 1;
+        }
+    }
+    best.est = f64::INFINITY;
+    let mut h1 = [0u32; 256];
+    let mut h2 = [0u32; 256];
+    // `cur` holds the histogram of u >> (s + j), halved in place for each j.
+    let mut cur = hist;
+    let mut bins = 512usize;
+    for j in 0..=(l - s).min(6) {
+        let k = s + j;
+        let width = l - k;
+        if j > 0 {
+            bins /= 2;
+            for b in 0..bins {
+                let pair = cur.get(2 * b..2 * b + 2).map_or(0, |p| p.iter().sum());
+                if let Some(c) = cur.get_mut(b) {
+                    *c = pair;
+                }
+            }
+        }
+        if width == 0 {
+            continue;
+        }
+        let mut est = c * f64::from(k) / 8.0;
+        if width > 8 {
+            h1.fill(0);
+            h2.fill(0);
+            for (b, &cnt) in cur.iter().take(bins).enumerate() {
+                if let Some(h) = h1.get_mut(b & 255) {
+                    *h += cnt;
+                }
+                if let Some(h) = h2.get_mut(b >> 8) {
+                    *h += cnt;
+                }
+            }
+            est += plane_cost(&h1) + plane_cost(&h2);
+        } else {
+            est += plane_cost(cur.get(..bins.min(256)).unwrap_or(&[]));
+        }
+        if est < best.est {
+            best.k = k;
+            best.w = width.div_ceil(8);
+            best.est = est;
+        }
+    }
+    // Whole byte planes for wider, skewed distributions.
+    if l > 9 && l <= 16 {
+        h1.fill(0);
+        h2.fill(0);
+        for &u in us.iter() {
+            if let Some(h) = h1.get_mut((u & 255) as usize) {
+                *h += 1;
+            }
+            if let Some(h) = h2.get_mut((u >> 8) as usize) {
+                *h += 1;
+            }
+        }
+        let est = plane_cost(&h1) + plane_cost(&h2);
+        if est < best.est {
+            best.k = 0;
+            best.w = 2;
+            best.est = est;
+        }
+    }
+    if l > 16 {
+        let vl: usize = us.iter().map(|&u| uvarint_len(u)).sum();
+        // Varint bytes compress somewhat; only worth it for skewed data.
+        let est = vl as f64 * 0.875 + 8.0;
+        if est < best.est {
+            best.varint = true;
+            best.est = est;
+        }
+    }
+    best.est += hdr;
+    best
+}
+
+/// Appends the element list `xs` (see `elems` in the format doc).
+fn put_elems(col: &mut Vec<u8>, splits: &mut Vec<usize>, xs: &[i64]) {
+    let c0 = xs.len();
+    let zeros = xs.iter().filter(|&&x| x == 0).count();
+    let mut us = Vec::with_capacity(c0);
+    let dense = plan_vals(xs, &mut us);
+    let mut sparse = None;
+    if zeros * 8 >= c0 && zeros < c0 {
+        let ys: Vec<i64> = xs.iter().copied().filter(|&x| x != 0).collect();
+        let p = f64::from(zeros as u32) / c0 as f64;
+        let h = -(p * p.log2() + (1.0 - p) * (1.0 - p).log2());
+        let bitmap = (h * c0 as f64 / 8.0).max(c0 as f64 / 64.0) + 8.0;
+        let mut plan = plan_vals(&ys, &mut us);
+        plan.est += bitmap;
+        if plan.est < dense.est {
+            sparse = Some((plan, ys));
+        }
+    }
+    let (plan, ys) = match sparse {
+        Some((plan, ys)) => {
+            col.push(EL_SPARSE | flag_bits(&plan));
+            splits.push(col.len());
+            let start = col.len();
+            col.resize(start + c0.div_ceil(8), 0);
+            let bm = col.get_mut(start..).unwrap_or(&mut []);
+            for (i, &x) in xs.iter().enumerate() {
+                if x != 0 {
+                    if let Some(b) = bm.get_mut(i / 8) {
+                        *b |= 1 << (i % 8);
+                    }
+                }
+            }
+            (plan, ys)
+        }
+        None => {
+            col.push(flag_bits(&dense));
+            (dense, xs.to_vec())
+        }
+    };
+    if ys.is_empty() {
+        return;
+    }
+    if plan.g > 1 {
+        put_uvarint(col, plan.g);
+    }
+    put_varint(col, plan.base);
+    let g = plan.g.max(1);
+    us.clear();
+    us.extend(ys.iter().map(|&y| y.wrapping_sub(plan.base) as u64 / g));
+    if plan.varint {
+        splits.push(col.len());
+        for &u in &us {
+            put_uvarint(col, u);
+        }
+        return;
+    }
+    col.push(plan.k as u8);
+    col.push(plan.w as u8);
+    for p in 0..plan.w {
+        splits.push(col.len());
+        let shift = plan.k + 8 * p;
+        col.extend(us.iter().map(|&u| u.checked_shr(shift).unwrap_or(0) as u8));
+    }
+    if plan.k > 0 {
+        splits.push(col.len());
+        let k = plan.k;
+        let mask = u64::MAX >> (64 - k);
+        let mut acc = 0u128;
+        let mut nb = 0u32;
+        for &u in &us {
+            acc |= u128::from(u & mask) << nb;
+            nb += k;
+            while nb >= 8 {
+                col.push(acc as u8);
+                acc >>= 8;
+                nb -= 8;
+            }
+        }
+        if nb > 0 {
+            col.push(acc as u8);
+        }
+    }
+}
+
+fn flag_bits(p: &ValPlan) -> u8 {
+    (if p.g > 1 { EL_GCD } else { 0 }) | (if p.varint { EL_VARINT } else { 0 })
+}
+
+/// Reads `c0` elements into `xs` (cleared first).
+fn get_elems(
+    body: &[u8],
+    mut pos: usize,
+    c0: usize,
+    xs: &mut Vec<i64>,
+) -> std::result::Result<usize, DecErr> {
+    xs.clear();
+    let &flags = body.get(pos).ok_or((pos, "cold element flags missing"))?;
+    pos += 1;
+    if flags & !(EL_SPARSE | EL_GCD | EL_VARINT) != 0 {
+        return Err((pos - 1, "unknown cold element flags"));
+    }
+    let mut bitmap: &[u8] = &[];
+    let c = if flags & EL_SPARSE != 0 {
+        bitmap = body
+            .get(pos..pos + c0.div_ceil(8))
+            .ok_or((pos, "cold element bitmap truncated"))?;
+        pos += bitmap.len();
+        (0..c0)
+            .filter(|&i| bitmap.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 != 0))
+            .count()
+    } else {
+        c0
+    };
+    if c > 0 {
+        let g = if flags & EL_GCD != 0 {
+            get_uvarint(body, &mut pos).ok_or((pos, "cold gcd truncated"))?
+        } else {
+            1
+        };
+        let base = get_varint(body, &mut pos).ok_or((pos, "cold element base truncated"))?;
+        let mut us: Vec<u64> = Vec::with_capacity(c);
+        if flags & EL_VARINT != 0 {
+            for _ in 0..c {
+                us.push(read_uvarint_fast(body, &mut pos).ok_or((pos, "cold elements truncated"))?);
+            }
+        } else {
+            let (k, w) = match body.get(pos..pos + 2) {
+                Some(&[k, w]) => (u32::from(k), u32::from(w)),
+                _ => return Err((pos, "cold element widths truncated")),
+            };
+            pos += 2;
+            if k > 64 || w > 8 {
+                return Err((pos - 2, "cold element widths out of range"));
+            }
+            let planes_len = c * w as usize;
+            let planes = body
+                .get(pos..pos + planes_len)
+                .ok_or((pos, "cold element planes truncated"))?;
+            pos += planes_len;
+            let lo_len = (c * k as usize).div_ceil(8);
+            let lo = body
+                .get(pos..pos + lo_len)
+                .ok_or((pos, "cold element low bits truncated"))?;
+            pos += lo_len;
+            us.resize(c, 0);
+            for (p, plane) in planes.chunks_exact(c).enumerate() {
+                let shift = 8 * p as u32;
+                for (u, &b) in us.iter_mut().zip(plane) {
+                    *u |= u64::from(b) << shift;
+                }
+            }
+            if k > 0 {
+                let mask = u64::MAX >> (64 - k);
+                let mut acc = 0u128;
+                let mut nb = 0u32;
+                let mut bytes = lo.iter();
+                for u in us.iter_mut() {
+                    while nb < k {
+                        acc |= u128::from(bytes.next().copied().unwrap_or(0)) << nb;
+                        nb += 8;
+                    }
+                    *u = u.checked_shl(k).unwrap_or(0) | (acc as u64 & mask);
+                    acc >>= k;
+                    nb -= k;
+                }
+            }
+        }
+        let to_y = |u: u64| base.wrapping_add(u.wrapping_mul(g) as i64);
+        if flags & EL_SPARSE != 0 {
+            let mut it = us.iter();
+            xs.extend((0..c0).map(|i| {
+                if bitmap.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 != 0) {
+                    it.next().map_or(0, |&u| to_y(u))
+                } else {
+                    0
+                }
+            }));
+        } else {
+            xs.extend(us.iter().map(|&u| to_y(u)));
+        }
+    } else {
+        xs.resize(c0, 0);
+    }
+    Ok(pos)
+}
+
+/// Appends `seq(ms)` with the cheapest of `preds` (estimated).
+fn put_seq(col: &mut Vec<u8>, splits: &mut Vec<usize>, ms: &[i64], preds: &[u8]) -> f64 {
+    let mut xs = Vec::with_capacity(ms.len());
+    let mut best = (f64::INFINITY, PRED_PREV);
+    if ms.len() > 2 {
+        let mut us = Vec::with_capacity(ms.len());
+        for &p in preds {
+            residuals(ms, p, &mut xs);
+            let est = quick_est(&xs, &mut us);
+            if est < best.0 {
+                best = (est, p);
+            }
+        }
+    }
+    let pred = best.1;
+    col.push(pred);
+    let m0 = ms.first().copied().unwrap_or(0);
+    put_varint(col, m0);
+    if let Some(&m1) = ms.get(1) {
+        put_varint(col, m1.wrapping_sub(m0));
+    }
+    if ms.len() > 2 {
+        residuals(ms, pred, &mut xs);
+        put_elems(col, splits, &xs);
+    }
+    best.0
+}
+
+/// Estimated size of an element list (the cheaper of dense and sparse).
+fn quick_est(xs: &[i64], us: &mut Vec<u64>) -> f64 {
+    let c0 = xs.len();
+    let zeros = xs.iter().filter(|&&x| x == 0).count();
+    let dense = plan_vals(xs, us).est;
+    if zeros * 8 >= c0 && zeros < c0 {
+        let ys: Vec<i64> = xs.iter().copied().filter(|&x| x != 0).collect();
+        let p = zeros as f64 / c0 as f64;
+        let h = -(p * p.log2() + (1.0 - p) * (1.0 - p).log2());
+        let bitmap = (h * c0 as f64 / 8.0).max(c0 as f64 / 64.0) + 8.0;
+        return dense.min(plan_vals(&ys, us).est + bitmap);
+    }
+    dense
+}
+
+/// Reads `seq` of `n` integers, calling `emit` for each.
+fn get_seq(
+    body: &[u8],
+    mut pos: usize,
+    n: usize,
+    mut emit: impl FnMut(i64),
+) -> std::result::Result<usize, DecErr> {
+    let &pred = body.get(pos).ok_or((pos, "cold predictor missing"))?;
+    pos += 1;
+    if pred & 15 > PRED_MEAN || pred >> 4 > MAX_LOG_WINDOW {
+        return Err((pos - 1, "unknown cold predictor"));
+    }
+    let m0 = get_varint(body, &mut pos).ok_or((pos, "cold sequence truncated"))?;
+    emit(m0);
+    if n < 2 {
+        return Ok(pos);
+    }
+    let m1 = m0.wrapping_add(get_varint(body, &mut pos).ok_or((pos, "cold sequence truncated"))?);
+    emit(m1);
+    if n < 3 {
+        return Ok(pos);
+    }
+    let mut xs = Vec::with_capacity(n - 2);
+    pos = get_elems(body, pos, n - 2, &mut xs)?;
+    integrate(m0, m1, pred, &xs, emit);
+    Ok(pos)
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Encodes `ms` with a forced predictor and decodes it back.
+    fn seq_round_trip(ms: &[i64], pred: u8) -> Vec<i64> {
+        let mut col = Vec::new();
+        let mut splits = Vec::new();
+        put_seq(&mut col, &mut splits, ms, &[pred]);
+        assert!(splits.iter().all(|&s| s <= col.len()));
+        let mut out = Vec::new();
+        let end = get_seq(&col, 0, ms.len(), |m| out.push(m)).unwrap();
+        assert_eq!(end, col.len());
+        out
+    }
+
+    const ALL_PREDS: [u8; 8] = [
+        PRED_PREV,
+        PRED_DOD,
+        PRED_DMEAN,
+        PRED_DMEAN | (3 << 4),
+        PRED_DMEAN | (4 << 4),
+        PRED_MEAN | (1 << 4),
+        PRED_MEAN | (2 << 4),
+        PRED_MEAN | (4 << 4),
+    ];
+
+    fn arb_seq() -> impl Strategy<Value = Vec<i64>> {
+        prop_oneof![
+            proptest::collection::vec(any::<i64>(), 0..200),
+            // Sparse changes (bitmap form), gcd and offsets.
+            proptest::collection::vec((0u8..10, -50i64..50), 0..300).prop_map(|v| {
+                let mut m = 1i64 << 40;
+                v.iter()
+                    .map(|&(p, s)| {
+                        if p < 3 {
+                            m = m.wrapping_add(s * 4096);
+                        }
+                        m
+                    })
+                    .collect()
+            }),
+            // Counters with wide increments (raw low bits + planes).
+            proptest::collection::vec(0i64..1_000_000, 0..300).prop_map(|v| {
+                let mut m = 0i64;
+                v.iter()
+                    .map(|&d| {
+                        m = m.wrapping_add(d + 600_000);
+                        m
+                    })
+                    .collect()
+            }),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(300))]
+
+        #[test]
+        fn seq_round_trips(ms in arb_seq()) {
+            for pred in ALL_PREDS {
+                prop_assert_eq!(seq_round_trip(&ms, pred), ms.clone());
+            }
+        }
+
+        #[test]
+        fn elems_round_trip(xs in proptest::collection::vec(prop_oneof![Just(0i64), any::<i64>(), -300i64..300], 1..300)) {
+            let mut col = Vec::new();
+            put_elems(&mut col, &mut Vec::new(), &xs);
+            let mut out = Vec::new();
+            prop_assert_eq!(get_elems(&col, 0, xs.len(), &mut out).unwrap(), col.len());
+            prop_assert_eq!(out, xs);
+        }
+    }
+
+    #[test]
+    fn every_elems_form_round_trips() {
+        let n = 2000;
+        let forms: Vec<Vec<i64>> = vec![
+            vec![0; n],
+            (0..n as i64)
+                .map(|i| if i % 10 == 0 { i * 512 } else { 0 })
+                .collect(),
+            (0..n as i64)
+                .map(|i| (i * 7919) % 100_003 + 5_000_000)
+                .collect(),
+            (0..n as i64)
+                .map(|i| (i * 7919) % 97 * 4096 - 200_000)
+                .collect(),
+            (0..n as i64)
+                .map(|i| if i % 3 == 0 { 1 << (i % 62) } else { i % 5 })
+                .collect(),
+            (0..n as i64).map(|i| i64::MIN + (i * 31) % 7).collect(),
+            vec![i64::MIN, i64::MAX, 0, -1, 1, i64::MAX, i64::MIN],
+        ];
+        let mut seen = 0u8;
+        for xs in forms {
+            let mut col = Vec::new();
+            put_elems(&mut col, &mut Vec::new(), &xs);
+            seen |= col.first().copied().unwrap_or(0);
+            let mut out = Vec::new();
+            assert_eq!(get_elems(&col, 0, xs.len(), &mut out).unwrap(), col.len());
+            assert_eq!(out, xs);
+            // Truncations never panic.
+            for cut in 0..col.len() {
+                let _ = get_elems(&col[..cut], 0, xs.len(), &mut out);
+            }
+        }
+        assert_eq!(
+            seen,
+            EL_SPARSE | EL_GCD | EL_VARINT,
+            "all element forms covered"
+        );
+    }
+
+    #[test]
+    fn workload_chunk_sizes_round_trip() {
+        use crate::workload::{Workload, WorkloadConfig};
+        let series = 40;
+        let mut w = Workload::new(WorkloadConfig {
+            series,
+            interval_ms: 15_000,
+            start_ms: 1_700_000_000_000,
+            seed: 7,
+        });
+        let n = 4320;
+        let mut ts = Vec::new();
+        let mut cols = vec![Vec::new(); series];
+        for _ in 0..n {
+            let (t, vs) = w.next_scrape();
+            ts.push(t);
+            for (c, &v) in cols.iter_mut().zip(vs) {
+                c.push(v);
+            }
+        }
+        let mut modes = std::collections::BTreeSet::new();
+        for size in [1, 2, 3, 480, 1440, 4320] {
+            for c in &cols {
+                let (t, v) = (&ts[..size], &c[..size]);
+                let e = encode_cold(t, v).unwrap();
+                let (mut dt, mut dv) = (Vec::new(), Vec::new());
+                decode_cold(&e, &mut dt, &mut dv).unwrap();
+                assert_eq!(dt, t);
+                assert!(dv.iter().zip(v).all(|(a, b)| a.to_bits() == b.to_bits()));
+                if size == 4320 {
+                    let body = if e[2] == FLAG_ZSTD {
+                        let mut p = 3;
+                        let raw = get_uvarint(&e, &mut p).unwrap() as usize;
+                        zstd::bulk::decompress(&e[p..], raw).unwrap()
+                    } else {
+                        e[3..].to_vec()
+                    };
+                    // ts column: mode, varint(t0), uvarint(15000).
+                    let mut p = 1;
+                    get_varint(&body, &mut p).unwrap();
+                    get_uvarint(&body, &mut p).unwrap();
+                    modes.insert(body[p]);
+                }
+            }
+        }
+        assert!(modes.contains(&VAL_CONST));
+        assert!(modes.contains(&VAL_DEC_SEQ));
+        assert!(modes.contains(&VAL_BITS_SEQ));
+    }
 }

@@ -54,7 +54,7 @@ fn bit_range(x: i64, nbits: u32) -> bool {
 impl XorAppender {
     /// An empty chunk.
     pub fn new() -> Self {
-        let mut buf = Vec::with_capacity(128);
+        let mut buf = Vec::with_capacity(32);
         buf.extend_from_slice(&[0, 0]);
         XorAppender {
             w: BitWriter::from_vec(buf),
