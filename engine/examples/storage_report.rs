@@ -117,7 +117,15 @@ fn main() {
             dir_size(dir.path()),
             dir_size(dir.path()) as f64 / total as f64
         );
+        let t = Instant::now();
         db.close().unwrap();
+        let size = dir_size(dir.path());
+        println!(
+            "whole data directory after a clean shutdown (head checkpointed, took {:.2?}): {} bytes = {:.3} bytes/sample",
+            t.elapsed(),
+            size,
+            size as f64 / total as f64
+        );
     }
     // Restart: replay, then every series answered.
     let t1 = Instant::now();

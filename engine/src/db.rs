@@ -414,7 +414,7 @@ impl Db {
         if let Some(w) = self.inner.head.wal.get() {
             // A checkpoint of the head's chunks makes the next start fast and
             // leaves the WAL small; if it fails the segments are still there.
-            if let Err(e) = self.inner.checkpoint_head(w) {
+            if let Err(e) = self.inner.checkpoint_head(w, true) {
                 tracing::warn!(error = %e, "checkpoint at shutdown failed; the WAL segments will be replayed instead");
             }
             w.close()?;
@@ -507,7 +507,7 @@ impl Inner {
         }
         if cut {
             if let Some(wal) = head.wal.get() {
-                self.checkpoint_head(wal)?;
+                self.checkpoint_head(wal, false)?;
             }
         }
         Ok(())
@@ -521,9 +521,9 @@ impl Inner {
     /// the checkpoint takes each series' lock, so a commit that wrote before
     /// the rotation is seen, and one that writes after it lands in a later
     /// segment (see head.rs).
-    fn checkpoint_head(&self, wal: &Wal) -> Result<()> {
+    fn checkpoint_head(&self, wal: &Wal, compact: bool) -> Result<()> {
         let seg = wal.rotate()?;
-        let records = self.head.checkpoint_records()?;
+        let records = self.head.checkpoint_records(compact)?;
         wal.checkpoint(seg, &mut records.into_iter())?;
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
         Ok(())
