@@ -697,8 +697,6 @@ fn replay_wal(
             by_ref: &by_ref,
             senders,
             scratch: Vec::new(),
-            ts: Vec::new(),
-            vs: Vec::new(),
             lo: i64::MAX,
             hi: i64::MIN,
             pending_tombs: Vec::new(),
@@ -757,10 +755,20 @@ fn lookup(by_ref: &[Option<Arc<MemSeries>>], head: &Head, sref: u64) -> Option<A
 
 enum Msg {
     Samples(Arc<Vec<u8>>),
+    Chunks(Arc<Vec<u8>>),
     Sync(Arc<std::sync::Barrier>),
 }
 
+/// Samples a replay worker buffers before grouping them by series.
+const REPLAY_BATCH: usize = 1 << 21;
+
 /// Applies the samples of its shard; returns samples of unknown series and the time range applied.
+///
+/// Samples arrive interleaved across series (a commit holds one sample of
+/// each), so applying them one by one costs a few cache misses each, each
+/// behind a lock. Instead the worker buffers a batch, groups it by series
+/// with a stable counting sort (per-series order is kept), and appends each
+/// series' run under one lock.
 fn replay_worker(
     head: &Head,
     by_ref: &RwLock<Vec<Option<Arc<MemSeries>>>>,
@@ -768,21 +776,44 @@ fn replay_worker(
     n: u64,
     rx: std::sync::mpsc::Receiver<Msg>,
 ) -> (Vec<record::RefSample>, i64, i64) {
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-    let mut pending = Vec::new();
-    let mut apply = |series: &MemSeries, s: record::RefSample| {
-        if head.replay_sample(&mut series.data.lock(), s.t, s.v) {
-            lo = lo.min(s.t);
-            hi = hi.max(s.t);
-        }
-    };
+    let mut w = ReplayBatch::default();
     while let Ok(msg) = rx.recv() {
         match msg {
             Msg::Sync(b) => {
+                w.flush(head, by_ref);
                 b.wait();
             }
-            Msg::Samples(payload) => {
+            Msg::Chunks(payload) => {
+                // Buffered samples of this shard come first in the log.
+                w.flush(head, by_ref);
+                let list = match record::decode(&payload) {
+                    Ok(Record::Chunks(list)) => list,
+                    _ => continue,
+                };
                 let refs = by_ref.read();
+                let (mut ts, mut vs) = (Vec::new(), Vec::new());
+                for c in list.into_iter().filter(|c| c.sref % n == id) {
+                    let Some(s) = lookup(&refs, head, c.sref) else {
+                        tracing::warn!(
+                            sref = c.sref,
+                            "checkpoint chunk without a series record dropped"
+                        );
+                        continue;
+                    };
+                    match head.replay_chunk(&s, c.encoding, &c.data, &mut ts, &mut vs) {
+                        Ok(Some((a, b))) => {
+                            w.lo = w.lo.min(a);
+                            w.hi = w.hi.max(b);
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, sref = c.sref, "bad chunk in a WAL checkpoint (CRC was valid)");
+                            head.counters.replay_errors.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+            Msg::Samples(payload) => {
                 let mut d = crate::encoding::Decbuf::new(&payload, "wal record", 0);
                 let _ = d.u8();
                 let res = record::for_each_sample(&mut d, |s| {
@@ -790,14 +821,16 @@ fn replay_worker(
                         return;
                     }
                     if s.sref < MAX_DENSE_REF {
-                        match refs.get(s.sref as usize).and_then(|o| o.as_ref()) {
-                            Some(series) => apply(series, s),
-                            None => pending.push(s),
-                        }
+                        w.buf.push((s.sref as u32, s.t, s.v));
                     } else {
                         match head.series_by_ref(s.sref) {
-                            Some(series) => apply(&series, s),
-                            None => pending.push(s),
+                            Some(series) => {
+                                if head.replay_sample(&mut series.data.lock(), s.t, s.v) {
+                                    w.lo = w.lo.min(s.t);
+                                    w.hi = w.hi.max(s.t);
+                                }
+                            }
+                            None => w.pending.push(s),
                         }
                     }
                 });
@@ -806,10 +839,90 @@ fn replay_worker(
                     tracing::error!(error = %e, "malformed samples record in the WAL (CRC was valid)");
                     head.counters.replay_errors.fetch_add(1, Ordering::Relaxed);
                 }
+                if w.buf.len() >= REPLAY_BATCH {
+                    w.flush(head, by_ref);
+                }
             }
         }
     }
-    (pending, lo, hi)
+    w.flush(head, by_ref);
+    (w.pending, w.lo, w.hi)
+}
+
+/// A replay worker's buffered samples and results.
+struct ReplayBatch {
+    buf: Vec<(u32, i64, f64)>,
+    sorted: Vec<(i64, f64)>,
+    ends: Vec<u32>,
+    pending: Vec<record::RefSample>,
+    lo: i64,
+    hi: i64,
+}
+
+impl Default for ReplayBatch {
+    fn default() -> Self {
+        ReplayBatch {
+            buf: Vec::new(),
+            sorted: Vec::new(),
+            ends: Vec::new(),
+            pending: Vec::new(),
+            lo: i64::MAX,
+            hi: i64::MIN,
+        }
+    }
+}
+
+impl ReplayBatch {
+    fn flush(&mut self, head: &Head, by_ref: &RwLock<Vec<Option<Arc<MemSeries>>>>) {
+        if self.buf.is_empty() {
+            return;
+        }
+        // Stable counting sort by ref: `ends[r]` becomes the end of r's run.
+        let max = self.buf.iter().map(|e| e.0).max().unwrap_or(0) as usize;
+        self.ends.clear();
+        self.ends.resize(max + 2, 0);
+        for e in &self.buf {
+            self.ends[e.0 as usize + 1] += 1;
+        }
+        for r in 1..self.ends.len() {
+            self.ends[r] += self.ends[r - 1];
+        }
+        self.sorted.clear();
+        self.sorted.resize(self.buf.len(), (0, 0.0));
+        for &(r, t, v) in &self.buf {
+            let p = &mut self.ends[r as usize];
+            self.sorted[*p as usize] = (t, v);
+            *p += 1;
+        }
+        let refs = by_ref.read();
+        let mut start = 0usize;
+        for r in 0..=max {
+            let end = self.ends[r] as usize;
+            if end > start {
+                let run = &self.sorted[start..end];
+                match refs.get(r).and_then(|o| o.as_ref()) {
+                    Some(series) => {
+                        let mut d = series.data.lock();
+                        for &(t, v) in run {
+                            if head.replay_sample(&mut d, t, v) {
+                                self.lo = self.lo.min(t);
+                                self.hi = self.hi.max(t);
+                            }
+                        }
+                    }
+                    None => self
+                        .pending
+                        .extend(run.iter().map(|&(t, v)| record::RefSample {
+                            sref: r as u64,
+                            t,
+                            v,
+                        })),
+                }
+            }
+            start = end;
+        }
+        self.buf.clear();
+    }
 }
 
 /// The reading side of WAL replay.
@@ -818,8 +931,6 @@ struct Replay<'a> {
     by_ref: &'a RwLock<Vec<Option<Arc<MemSeries>>>>,
     senders: Vec<std::sync::mpsc::SyncSender<Msg>>,
     scratch: Vec<u8>,
-    ts: Vec<i64>,
-    vs: Vec<f64>,
     lo: i64,
     hi: i64,
     pending_tombs: Vec<record::Tombstone>,
@@ -843,14 +954,24 @@ impl Replay<'_> {
     }
 
     fn inner_record(&mut self, payload: &[u8]) -> Result<()> {
-        if payload.first() == Some(&record::TYPE_SAMPLES) {
-            // The frame's CRC vouches for the bytes; a record our own encoder
-            // could not have produced is reported by the workers.
-            let p = Arc::new(payload.to_vec());
-            for tx in &self.senders {
-                let _ = tx.send(Msg::Samples(p.clone()));
+        // The frame's CRC vouches for the bytes; a record our own encoder
+        // could not have produced is reported by the workers.
+        match payload.first() {
+            Some(&record::TYPE_SAMPLES) => {
+                let p = Arc::new(payload.to_vec());
+                for tx in &self.senders {
+                    let _ = tx.send(Msg::Samples(p.clone()));
+                }
+                return Ok(());
             }
-            return Ok(());
+            Some(&record::TYPE_CHUNKS) => {
+                let p = Arc::new(payload.to_vec());
+                for tx in &self.senders {
+                    let _ = tx.send(Msg::Chunks(p.clone()));
+                }
+                return Ok(());
+            }
+            _ => {}
         }
         self.drain();
         match record::decode(payload)? {
@@ -868,28 +989,7 @@ impl Replay<'_> {
                     }
                 }
             }
-            Record::Chunks(list) => {
-                let refs = self.by_ref.read();
-                for c in list {
-                    let Some(s) = lookup(&refs, self.head, c.sref) else {
-                        tracing::warn!(
-                            sref = c.sref,
-                            "checkpoint chunk without a series record dropped"
-                        );
-                        continue;
-                    };
-                    if let Some((a, b)) = self.head.replay_chunk(
-                        &s,
-                        c.encoding,
-                        &c.data,
-                        &mut self.ts,
-                        &mut self.vs,
-                    )? {
-                        self.lo = self.lo.min(a);
-                        self.hi = self.hi.max(b);
-                    }
-                }
-            }
+            Record::Chunks(_) => {}
             Record::Tombstones(list) => {
                 let refs = self.by_ref.read();
                 for t in list {

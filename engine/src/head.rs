@@ -94,7 +94,10 @@ impl SeriesData {
         if self.open.is_empty() {
             return;
         }
-        let open = std::mem::take(&mut self.open);
+        // The next chunk of a series is usually about as big as the last one.
+        let next =
+            XorAppender::with_capacity(self.open.bytes().len() + self.open.bytes().len() / 8 + 8);
+        let open = std::mem::replace(&mut self.open, next);
         if self.chunks.len() == self.chunks.capacity() {
             self.chunks.reserve_exact((self.chunks.len() / 2).max(1));
         }
@@ -624,82 +627,115 @@ impl Head {
             );
             out.push(buf);
         }
-        let mut chunks: Vec<(u64, u8, Arc<[u8]>)> = Vec::new();
-        let mut samples = Vec::new();
-        let mut tombs = Vec::new();
-        let (mut ts, mut vs) = (Vec::new(), Vec::new());
-        let flush_chunks = |chunks: &mut Vec<(u64, u8, Arc<[u8]>)>, out: &mut Vec<Vec<u8>>| {
-            let mut buf = Vec::new();
-            record::encode_chunks(
-                &mut buf,
-                chunks
-                    .iter()
-                    .map(|(r, e, c)| (*r, *e, &c[..]))
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            );
-            out.push(buf);
-            chunks.clear();
-        };
-        for s in &series {
-            let d = s.data.lock();
-            if compact {
-                ts.clear();
-                vs.clear();
-                for c in &d.chunks {
-                    chunk::decode(Encoding::Xor, &c.data, &mut ts, &mut vs)?;
-                }
-                if !d.open.is_empty() {
-                    chunk::decode(Encoding::Xor, d.open.bytes(), &mut ts, &mut vs)?;
-                }
-                for (cts, cvs) in ts
-                    .chunks(chunk::MAX_COLD_SAMPLES)
-                    .zip(vs.chunks(chunk::MAX_COLD_SAMPLES))
-                {
-                    chunks.push((
-                        s.sref,
-                        Encoding::Cold as u8,
-                        Arc::from(chunk::encode_cold(cts, cvs)?),
-                    ));
-                }
-            } else {
-                for c in &d.chunks {
-                    chunks.push((s.sref, Encoding::Xor as u8, c.data.clone()));
-                }
-                if !d.open.is_empty() {
-                    chunks.push((s.sref, Encoding::Xor as u8, Arc::from(d.open.bytes())));
-                }
-            }
-            for (&t, &v) in &d.ooo {
-                samples.push(RefSample { sref: s.sref, t, v });
-            }
-            for &(min_t, max_t) in &d.deleted {
-                tombs.push(Tombstone {
-                    sref: s.sref,
-                    min_t,
-                    max_t,
-                });
-            }
-            drop(d);
-            if chunks.len() >= 4096 {
-                flush_chunks(&mut chunks, &mut out);
-            }
-        }
-        if !chunks.is_empty() {
-            flush_chunks(&mut chunks, &mut out);
-        }
-        if !samples.is_empty() {
-            let mut buf = Vec::new();
-            record::encode_samples(&mut buf, &samples);
-            out.push(buf);
-        }
-        if !tombs.is_empty() {
-            let mut buf = Vec::new();
-            record::encode_tombstones(&mut buf, &tombs);
-            out.push(buf);
+        // Encoding (cold re-encoding especially) runs on every core.
+        let threads = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .clamp(1, 8);
+        let part = series.len().div_ceil(threads).max(1);
+        let parts: Vec<Result<Vec<Vec<u8>>>> = std::thread::scope(|sc| {
+            let handles: Vec<_> = series
+                .chunks(part)
+                .map(|p| sc.spawn(move || checkpoint_part(p, compact)))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::corruption(
+                            "checkpoint",
+                            0,
+                            "encoder thread panicked",
+                        ))
+                    })
+                })
+                .collect()
+        });
+        for p in parts {
+            out.extend(p?);
         }
         Ok(out)
     }
+}
+
+/// Chunk, out-of-order sample and tombstone records for a slice of series.
+fn checkpoint_part(series: &[Arc<MemSeries>], compact: bool) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    let mut chunks: Vec<(u64, u8, Arc<[u8]>)> = Vec::new();
+    let mut samples = Vec::new();
+    let mut tombs = Vec::new();
+    let (mut ts, mut vs) = (Vec::new(), Vec::new());
+    let flush_chunks = |chunks: &mut Vec<(u64, u8, Arc<[u8]>)>, out: &mut Vec<Vec<u8>>| {
+        let mut buf = Vec::new();
+        record::encode_chunks(
+            &mut buf,
+            chunks
+                .iter()
+                .map(|(r, e, c)| (*r, *e, &c[..]))
+                .collect::<Vec<_>>()
+                .into_iter(),
+        );
+        out.push(buf);
+        chunks.clear();
+    };
+    for s in series {
+        let d = s.data.lock();
+        if compact {
+            ts.clear();
+            vs.clear();
+            for c in &d.chunks {
+                chunk::decode(Encoding::Xor, &c.data, &mut ts, &mut vs)?;
+            }
+            if !d.open.is_empty() {
+                chunk::decode(Encoding::Xor, d.open.bytes(), &mut ts, &mut vs)?;
+            }
+            for (cts, cvs) in ts
+                .chunks(chunk::MAX_COLD_SAMPLES)
+                .zip(vs.chunks(chunk::MAX_COLD_SAMPLES))
+            {
+                chunks.push((
+                    s.sref,
+                    Encoding::Cold as u8,
+                    Arc::from(chunk::encode_cold(cts, cvs)?),
+                ));
+            }
+        } else {
+            for c in &d.chunks {
+                chunks.push((s.sref, Encoding::Xor as u8, c.data.clone()));
+            }
+            if !d.open.is_empty() {
+                chunks.push((s.sref, Encoding::Xor as u8, Arc::from(d.open.bytes())));
+            }
+        }
+        for (&t, &v) in &d.ooo {
+            samples.push(RefSample { sref: s.sref, t, v });
+        }
+        for &(min_t, max_t) in &d.deleted {
+            tombs.push(Tombstone {
+                sref: s.sref,
+                min_t,
+                max_t,
+            });
+        }
+        drop(d);
+        if chunks.len() >= 4096 {
+            flush_chunks(&mut chunks, &mut out);
+        }
+    }
+    if !chunks.is_empty() {
+        flush_chunks(&mut chunks, &mut out);
+    }
+    if !samples.is_empty() {
+        let mut buf = Vec::new();
+        record::encode_samples(&mut buf, &samples);
+        out.push(buf);
+    }
+    if !tombs.is_empty() {
+        let mut buf = Vec::new();
+        record::encode_tombstones(&mut buf, &tombs);
+        out.push(buf);
+    }
+    Ok(out)
 }
 
 /// Whether a timestamp is already held in the in-order chunks (a replayed

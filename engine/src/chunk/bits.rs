@@ -41,12 +41,12 @@ impl BitWriter {
         self.buf.len() * 8 - self.free as usize
     }
 
-    /// Makes room for `n` more bytes, growing by a quarter rather than
-    /// doubling: a head holds one open chunk per series, so slack adds up.
+    /// Makes room for `n` more bytes, growing by half rather than doubling:
+    /// a head holds one open chunk per series, so slack adds up.
     #[inline]
     fn reserve(&mut self, n: usize) {
         if self.buf.capacity() - self.buf.len() < n {
-            self.buf.reserve_exact((self.buf.len() / 4).max(n).max(16));
+            self.buf.reserve_exact((self.buf.len() / 2).max(n).max(32));
         }
     }
 

@@ -54,7 +54,13 @@ fn bit_range(x: i64, nbits: u32) -> bool {
 impl XorAppender {
     /// An empty chunk.
     pub fn new() -> Self {
-        let mut buf = Vec::with_capacity(32);
+        Self::with_capacity(32)
+    }
+
+    /// An empty chunk whose buffer starts with room for `bytes` bytes (the
+    /// head sizes a series' next chunk from its previous one).
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut buf = Vec::with_capacity(bytes.max(8));
         buf.extend_from_slice(&[0, 0]);
         XorAppender {
             w: BitWriter::from_vec(buf),
