@@ -95,11 +95,19 @@ pub(crate) struct BlockWriter {
     index: IndexWriter,
     stats: BlockStats,
     scratch: Vec<u8>,
+    zstd_level: i32,
 }
 
 impl BlockWriter {
-    /// Starts a block covering `[min_t, max_t)` in `parent`.
-    pub(crate) fn create(parent: &Path, min_t: i64, max_t: i64) -> Result<BlockWriter> {
+    /// Starts a block covering `[min_t, max_t)` in `parent`. Blocks cut from
+    /// the head use the fast zstd level; merged blocks, written once and kept
+    /// for weeks, use [`chunk::ZSTD_LEVEL_COLDEST`].
+    pub(crate) fn create(
+        parent: &Path,
+        min_t: i64,
+        max_t: i64,
+        merged: bool,
+    ) -> Result<BlockWriter> {
         let ulid = ulid::Ulid::new().to_string();
         let tmp = parent.join(format!("{ulid}.tmp"));
         std::fs::create_dir_all(tmp.join("chunks"))
@@ -113,9 +121,14 @@ impl BlockWriter {
             seg: 0,
             seg_off: 0,
             chunk_file: None,
-            index: IndexWriter::new(),
+            index: IndexWriter::new(min_t),
             stats: BlockStats::default(),
             scratch: Vec::new(),
+            zstd_level: if merged {
+                chunk::ZSTD_LEVEL_COLDEST
+            } else {
+                chunk::cold::ZSTD_LEVEL
+            },
         };
         w.next_segment()?;
         Ok(w)
@@ -187,7 +200,7 @@ impl BlockWriter {
             .chunks(MAX_BLOCK_CHUNK_SAMPLES)
             .zip(vs.chunks(MAX_BLOCK_CHUNK_SAMPLES))
         {
-            let data = chunk::encode_cold(cts, cvs)?;
+            let data = chunk::encode_cold_level(cts, cvs, self.zstd_level)?;
             let chunk_ref = self.write_chunk(Encoding::Cold, &data)?;
             metas.push(ChunkMeta {
                 min_t: cts[0],
@@ -215,9 +228,9 @@ impl BlockWriter {
         parents: Vec<String>,
     ) -> Result<BlockMeta> {
         self.close_segment()?;
-        let index = std::mem::replace(&mut self.index, IndexWriter::new());
+        let index = std::mem::replace(&mut self.index, IndexWriter::new(self.min_t));
         let ipath = self.tmp.join("index");
-        write_synced(&ipath, &index.finish())?;
+        write_synced(&ipath, &index.finish()?)?;
         let sources = if sources.is_empty() {
             vec![self.ulid.clone()]
         } else {

@@ -63,7 +63,7 @@ pub(crate) fn write_head_block(
 ) -> Result<Option<BlockMeta>> {
     let mut series = head.all_series();
     series.sort_by(|a, b| a.labels.cmp_labels(&b.labels));
-    let mut w = BlockWriter::create(parent, min_t, max_t)?;
+    let mut w = BlockWriter::create(parent, min_t, max_t, false)?;
     let (mut ts, mut vs) = (Vec::new(), Vec::new());
     for s in &series {
         ts.clear();
@@ -156,7 +156,7 @@ pub(crate) fn merge(
     sources.dedup();
     let parents: Vec<String> = blocks.iter().map(|b| b.meta().ulid.clone()).collect();
 
-    let mut w = BlockWriter::create(parent, min_t, max_t)?;
+    let mut w = BlockWriter::create(parent, min_t, max_t, true)?;
     // One cursor per block over its label-sorted series.
     let mut cursors: Vec<(usize, u64, Option<Labels>)> = Vec::new();
     for (i, b) in blocks.iter().enumerate() {

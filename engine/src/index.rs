@@ -205,8 +205,11 @@ impl PostingsSource for MemPostings {
 pub const INDEX_MAGIC: [u8; 4] = *b"SNIX";
 /// Index file format version (FORMAT.md "Index file").
 pub const INDEX_VERSION: u8 = 1;
-/// Size of the fixed footer: TOC (10 × u64) + CRC32 + magic.
-const FOOTER_LEN: usize = 10 * 8 + 4 + 4;
+/// Size of the fixed footer: TOC (11 × u64) + CRC32 + magic.
+const FOOTER_LEN: usize = TOC_LEN + 4 + 4;
+const TOC_LEN: usize = 11 * 8;
+/// The series section is addressed with u32 offsets (about 50 M series per block).
+const MAX_SERIES_SECTION: usize = u32::MAX as usize;
 /// Index files larger than this are refused (the offsets table must fit the address space anyway).
 const MAX_SERIES: u64 = 1 << 32;
 
@@ -224,6 +227,8 @@ struct Toc {
     postings_len: u64,
     table_off: u64,
     table_len: u64,
+    /// Base for chunk times: the block's min time (an i64 stored as u64).
+    base_t: u64,
 }
 
 #[cfg(target_endian = "big")]
@@ -247,11 +252,16 @@ pub struct ChunkMeta {
 /// Writes an index file. Series must be added in label order.
 pub(crate) struct IndexWriter {
     series: Vec<(Labels, Vec<ChunkMeta>)>,
+    base_t: i64,
 }
 
 impl IndexWriter {
-    pub(crate) fn new() -> Self {
-        IndexWriter { series: Vec::new() }
+    /// A writer whose chunk times are stored relative to `base_t` (the block's min time).
+    pub(crate) fn new(base_t: i64) -> Self {
+        IndexWriter {
+            series: Vec::new(),
+            base_t,
+        }
     }
 
     pub(crate) fn add_series(&mut self, labels: Labels, chunks: Vec<ChunkMeta>) -> Result<()> {
@@ -271,7 +281,7 @@ impl IndexWriter {
     }
 
     /// Serialises the whole index.
-    pub(crate) fn finish(self) -> Vec<u8> {
+    pub(crate) fn finish(self) -> Result<Vec<u8>> {
         let mut syms: Vec<&str> = Vec::new();
         for (l, _) in &self.series {
             for lab in l.iter() {
@@ -290,7 +300,10 @@ impl IndexWriter {
         let mut out = Vec::with_capacity(1 << 16);
         out.extend_from_slice(&INDEX_MAGIC);
         out.extend_from_slice(&[INDEX_VERSION, 0, 0, 0]);
-        let mut toc = Toc::default();
+        let mut toc = Toc {
+            base_t: self.base_t as u64,
+            ..Toc::default()
+        };
 
         let section = |out: &mut Vec<u8>, data: &[u8]| -> (u64, u64) {
             let off = out.len() as u64;
@@ -307,10 +320,16 @@ impl IndexWriter {
         (toc.symbols_off, toc.symbols_len) = section(&mut out, &buf);
 
         buf.clear();
-        let mut offsets: Vec<u64> = Vec::with_capacity(self.series.len());
+        let mut offsets: Vec<u32> = Vec::with_capacity(self.series.len());
         let mut postings: HashMap<(u64, u64), Vec<u32>> = HashMap::new();
         for (i, (labels, chunks)) in self.series.iter().enumerate() {
-            offsets.push(buf.len() as u64);
+            if buf.len() > MAX_SERIES_SECTION {
+                return Err(Error::LimitExceeded {
+                    what: "index series section bytes",
+                    limit: MAX_SERIES_SECTION as u64,
+                });
+            }
+            offsets.push(buf.len() as u32);
             put_uvarint(&mut buf, labels.len() as u64);
             for l in labels.iter() {
                 let (n, v) = (sym_idx[l.name.as_ref()], sym_idx[l.value.as_ref()]);
@@ -319,16 +338,9 @@ impl IndexWriter {
                 postings.entry((n, v)).or_default().push(i as u32);
             }
             put_uvarint(&mut buf, chunks.len() as u64);
-            let mut prev_max = 0i64;
-            for (j, c) in chunks.iter().enumerate() {
-                put_varint(
-                    &mut buf,
-                    if j == 0 {
-                        c.min_t
-                    } else {
-                        c.min_t.wrapping_sub(prev_max)
-                    },
-                );
+            let mut prev_max = self.base_t;
+            for c in chunks {
+                put_varint(&mut buf, c.min_t.wrapping_sub(prev_max));
                 put_uvarint(&mut buf, c.max_t.wrapping_sub(c.min_t) as u64);
                 put_uvarint(&mut buf, c.chunk_ref);
                 put_uvarint(&mut buf, u64::from(c.num_samples));
@@ -337,8 +349,8 @@ impl IndexWriter {
         }
         (toc.series_off, toc.series_len) = section(&mut out, &buf);
 
-        // The offsets table is read in place as &[u64]: align it to 8 bytes.
-        while out.len() % 8 != 0 {
+        // The offsets table is read in place as &[u32]: align it to 4 bytes.
+        while out.len() % 4 != 0 {
             out.push(0);
         }
         let table: &[u8] = bytemuck::cast_slice(&offsets);
@@ -371,7 +383,7 @@ impl IndexWriter {
         out.extend_from_slice(tb);
         out.extend_from_slice(&crc32fast::hash(tb).to_le_bytes());
         out.extend_from_slice(&INDEX_MAGIC);
-        out
+        Ok(out)
     }
 }
 
@@ -448,9 +460,9 @@ impl IndexReader {
             ));
         }
         let foot = data.len() - FOOTER_LEN;
-        let tb = &data[foot..foot + 80];
+        let tb = &data[foot..foot + TOC_LEN];
         let mut c = [0u8; 4];
-        c.copy_from_slice(&data[foot + 80..foot + 84]);
+        c.copy_from_slice(&data[foot + TOC_LEN..foot + TOC_LEN + 4]);
         let (expected, actual) = (u32::from_le_bytes(c), crc32fast::hash(tb));
         if expected != actual {
             return Err(Error::ChecksumMismatch {
@@ -504,16 +516,16 @@ impl IndexReader {
                     "series offsets table overlaps the series section",
                 )
             })?;
-        if pad.len() >= 8 || pad.iter().any(|&b| b != 0) {
+        if pad.len() >= 4 || pad.iter().any(|&b| b != 0) {
             return Err(Error::corruption(
                 path,
                 pad_start as u64,
                 "bad padding before the series offsets table",
             ));
         }
-        let offsets_len = toc.series_count * 8;
+        let offsets_len = toc.series_count * 4;
         let offs = section(path, data, toc.offsets_off, offsets_len, "series offsets")?;
-        if bytemuck::try_cast_slice::<u8, u64>(offs).is_err() {
+        if bytemuck::try_cast_slice::<u8, u32>(offs).is_err() {
             return Err(Error::corruption(
                 path,
                 toc.offsets_off,
@@ -584,12 +596,12 @@ impl IndexReader {
             return Err(self.err(self.toc.offsets_off, format!("series {id} out of range")));
         }
         let offs = &self.data()[self.toc.offsets_off as usize
-            ..(self.toc.offsets_off + self.toc.series_count * 8) as usize];
-        let offs: &[u64] = bytemuck::try_cast_slice(offs)
+            ..(self.toc.offsets_off + self.toc.series_count * 4) as usize];
+        let offs: &[u32] = bytemuck::try_cast_slice(offs)
             .map_err(|_| self.err(self.toc.offsets_off, "misaligned"))?;
-        let rel = offs[id as usize];
+        let rel = u64::from(offs[id as usize]);
         if rel >= self.toc.series_len {
-            return Err(self.err(self.toc.offsets_off + id * 8, "series offset out of range"));
+            return Err(self.err(self.toc.offsets_off + id * 4, "series offset out of range"));
         }
         let start = (self.toc.series_off + rel) as usize;
         let end = (self.toc.series_off + self.toc.series_len) as usize;
@@ -608,14 +620,9 @@ impl IndexReader {
             Labels::from_sorted(labels).map_err(|e| self.err(start as u64, e.to_string()))?;
         let nc = d.uvarint_max(d.remaining() as u64 / 4)?;
         let mut chunks = Vec::with_capacity(nc);
-        let mut prev_max = 0i64;
-        for j in 0..nc {
-            let dm = d.varint()?;
-            let min_t = if j == 0 {
-                dm
-            } else {
-                prev_max.wrapping_add(dm)
-            };
+        let mut prev_max = self.toc.base_t as i64;
+        for _ in 0..nc {
+            let min_t = prev_max.wrapping_add(d.varint()?);
             let max_t = min_t.wrapping_add(d.uvarint()? as i64);
             let chunk_ref = d.uvarint()?;
             let num_samples = d.uvarint_max(u64::from(u32::MAX))? as u32;
@@ -718,7 +725,7 @@ mod tests {
     use super::*;
 
     fn write_index(series: &[Labels]) -> (tempfile::TempDir, IndexReader) {
-        let mut w = IndexWriter::new();
+        let mut w = IndexWriter::new(0);
         let mut sorted = series.to_vec();
         sorted.sort();
         for (i, l) in sorted.iter().enumerate() {
@@ -732,7 +739,7 @@ mod tests {
         }
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("index");
-        std::fs::write(&p, w.finish()).unwrap();
+        std::fs::write(&p, w.finish().unwrap()).unwrap();
         let r = IndexReader::open(&p).unwrap();
         (dir, r)
     }

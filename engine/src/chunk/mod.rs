@@ -13,7 +13,10 @@ pub mod bits;
 pub mod cold;
 pub mod xor;
 
-pub use cold::{decode_cold, encode_cold, num_samples_cold, MAX_COLD_SAMPLES};
+pub use cold::{
+    decode_cold, encode_cold, encode_cold_level, num_samples_cold, MAX_COLD_SAMPLES,
+    ZSTD_LEVEL_COLDEST,
+};
 pub use xor::{decode_xor, encode_xor, num_samples_xor, XorAppender, MAX_XOR_SAMPLES};
 
 use crate::error::Result;
