@@ -1,0 +1,89 @@
+//! Number and time formatting exactly as Prometheus' JSON API writes them
+//! (`util/jsonutil/marshal.go`): sample values as strings in Go's shortest
+//! form, timestamps as unix seconds with millisecond precision.
+
+/// A sample value as Prometheus renders it: `NaN`, `+Inf`, `-Inf`, plain
+/// shortest decimal for `1e-6 <= |v| < 1e21` (and zero), otherwise Go's
+/// exponent form (`1e-07`, `2.5e+21`).
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        return "NaN".into();
+    }
+    if v.is_infinite() {
+        return if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        };
+    }
+    let a = v.abs();
+    if a != 0.0 && !(1e-6..1e21).contains(&a) {
+        // Rust: "2.5e21" / "1e-7"; Go: "2.5e+21" / "1e-07".
+        let s = format!("{v:e}");
+        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+        let (sign, digits) = match exp.strip_prefix('-') {
+            Some(d) => ('-', d),
+            None => ('+', exp),
+        };
+        return format!("{mant}e{sign}{digits:0>2}");
+    }
+    format!("{v}")
+}
+
+/// A millisecond timestamp as unix seconds: integer part, then `.` and exactly
+/// three digits only when the milliseconds are not zero.
+pub fn format_timestamp(t_ms: i64) -> String {
+    let neg = t_ms < 0;
+    let a = t_ms.unsigned_abs();
+    let (secs, frac) = (a / 1000, a % 1000);
+    let sign = if neg { "-" } else { "" };
+    if frac == 0 {
+        format!("{sign}{secs}")
+    } else {
+        format!("{sign}{secs}.{frac:03}")
+    }
+}
+
+/// A timestamp as a JSON number token (for `[<ts>, "<value>"]` pairs).
+pub fn timestamp_json(t_ms: i64) -> serde_json::Value {
+    // The formatted text is a valid JSON number; keep it verbatim.
+    serde_json::from_str(&format_timestamp(t_ms)).unwrap_or(serde_json::Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_like_prometheus() {
+        let cases: &[(f64, &str)] = &[
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (1.0, "1"),
+            (0.1, "0.1"),
+            (1.5e-6, "0.0000015"),
+            (1e-7, "1e-07"),
+            (2.5e21, "2.5e+21"),
+            (1e21, "1e+21"),
+            (123456789012345680000.0, "123456789012345680000"),
+            (-1.25e-300, "-1.25e-300"),
+            (f64::NAN, "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+        ];
+        for (v, want) in cases {
+            assert_eq!(format_value(*v), *want, "{v:?}");
+        }
+    }
+
+    #[test]
+    fn timestamps_like_prometheus() {
+        assert_eq!(format_timestamp(1_718_000_000_000), "1718000000");
+        assert_eq!(format_timestamp(1_718_000_000_005), "1718000000.005");
+        assert_eq!(format_timestamp(1_718_000_000_050), "1718000000.050");
+        assert_eq!(format_timestamp(1_718_000_000_781), "1718000000.781");
+        assert_eq!(format_timestamp(-1_500), "-1.500");
+        assert_eq!(timestamp_json(1_500).to_string(), "1.5");
+    }
+}

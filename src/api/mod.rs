@@ -1,0 +1,265 @@
+//! The Prometheus HTTP API: routing, parameters, the JSON envelope, errors.
+//!
+//! Handlers return [`ApiResult`]; errors become Prometheus' envelope
+//! `{"status":"error","errorType":...,"error":...}` with the status code
+//! Prometheus uses for that type (`web/api/v1/api.go`).
+// Handlers return `Result<_, Response>`, as is usual with axum; the error is big by design.
+#![allow(clippy::result_large_err)]
+
+pub mod format;
+pub mod params;
+mod push;
+mod read;
+mod status;
+
+use crate::server::AppState;
+use axum::body::Bytes;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub use params::Params;
+
+/// Prometheus' error types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    /// 400
+    BadData,
+    /// 422
+    Execution,
+    /// 499
+    Canceled,
+    /// 503
+    Timeout,
+    /// 500
+    Internal,
+    /// 500 (not ready, or disabled)
+    Unavailable,
+    /// 404
+    NotFound,
+    /// 406
+    NotAcceptable,
+}
+
+impl ErrorType {
+    fn name(self) -> &'static str {
+        match self {
+            ErrorType::BadData => "bad_data",
+            ErrorType::Execution => "execution",
+            ErrorType::Canceled => "canceled",
+            ErrorType::Timeout => "timeout",
+            ErrorType::Internal => "internal",
+            ErrorType::Unavailable => "unavailable",
+            ErrorType::NotFound => "not_found",
+            ErrorType::NotAcceptable => "not_acceptable",
+        }
+    }
+
+    fn status(self) -> StatusCode {
+        match self {
+            ErrorType::BadData => StatusCode::BAD_REQUEST,
+            ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorType::Canceled => StatusCode::from_u16(499).unwrap_or(StatusCode::BAD_REQUEST),
+            ErrorType::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorType::Internal | ErrorType::Unavailable => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorType::NotFound => StatusCode::NOT_FOUND,
+            ErrorType::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+        }
+    }
+}
+
+/// An API error: a type and a message.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// The error type.
+    pub kind: ErrorType,
+    /// The message, Prometheus' wording where it has one.
+    pub message: String,
+}
+
+impl ApiError {
+    /// A `bad_data` (400) error.
+    pub fn bad_data(m: impl Into<String>) -> Self {
+        ApiError {
+            kind: ErrorType::BadData,
+            message: m.into(),
+        }
+    }
+    /// An `internal` (500) error.
+    pub fn internal(m: impl Into<String>) -> Self {
+        ApiError {
+            kind: ErrorType::Internal,
+            message: m.into(),
+        }
+    }
+    /// An `unavailable` error.
+    pub fn unavailable(m: impl Into<String>) -> Self {
+        ApiError {
+            kind: ErrorType::Unavailable,
+            message: m.into(),
+        }
+    }
+}
+
+impl From<sonde_engine::Error> for ApiError {
+    fn from(e: sonde_engine::Error) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({"status": "error", "errorType": self.kind.name(), "error": self.message});
+        (
+            self.kind.status(),
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+/// A successful API answer: data plus optional warnings.
+pub struct ApiOk {
+    data: Value,
+    warnings: Vec<String>,
+}
+
+impl ApiOk {
+    /// Data without warnings.
+    pub fn new(data: Value) -> Self {
+        ApiOk {
+            data,
+            warnings: Vec::new(),
+        }
+    }
+    /// Adds a warning.
+    pub fn warn(mut self, w: impl Into<String>) -> Self {
+        self.warnings.push(w.into());
+        self
+    }
+}
+
+impl IntoResponse for ApiOk {
+    fn into_response(self) -> Response {
+        let mut body = json!({"status": "success", "data": self.data});
+        if !self.warnings.is_empty() {
+            body["warnings"] = json!(self.warnings);
+        }
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response()
+    }
+}
+
+/// What handlers return.
+pub type ApiResult = Result<ApiOk, ApiError>;
+
+/// Reads GET query parameters and, for form-encoded POSTs, the body.
+pub(crate) fn params(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Params {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    let body = if *method == Method::POST && is_form {
+        Some(&body[..])
+    } else {
+        None
+    };
+    Params::new(uri.query(), body)
+}
+
+/// Largest form body accepted on API endpoints.
+pub const MAX_FORM_BODY: usize = 16 << 20;
+
+/// The whole router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/api/v1/series", get(read::series).post(read::series))
+        .route("/api/v1/labels", get(read::labels).post(read::labels))
+        .route("/api/v1/label/{name}/values", get(read::label_values))
+        .route(
+            "/api/v1/query_exemplars",
+            get(read::exemplars).post(read::exemplars),
+        )
+        .route("/api/v1/metadata", get(read::metadata))
+        .route("/api/v1/status/buildinfo", get(status::buildinfo))
+        .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
+        .route("/api/v1/status/flags", get(status::flags))
+        .route("/api/v1/status/config", get(status::config))
+        .route("/api/v1/status/tsdb", get(status::tsdb))
+        .route("/api/v1/status/walreplay", get(status::walreplay))
+        .route(
+            "/api/v1/admin/tsdb/delete_series",
+            post(status::delete_series).put(status::delete_series),
+        )
+        .route(
+            "/api/v1/admin/tsdb/clean_tombstones",
+            post(status::clean_tombstones).put(status::clean_tombstones),
+        )
+        .route(
+            "/api/v1/admin/tsdb/snapshot",
+            post(status::snapshot).put(status::snapshot),
+        )
+        .route("/federate", get(read::federate))
+        .route(
+            "/api/v1/write",
+            post(push::remote_write).layer(axum::extract::DefaultBodyLimit::max(
+                push::MAX_COMPRESSED_BODY,
+            )),
+        )
+        .route("/api/v1/read", post(push::remote_read))
+        .route(
+            "/api/v2/write",
+            post(push::influx_v2).layer(axum::extract::DefaultBodyLimit::max(
+                push::MAX_COMPRESSED_BODY,
+            )),
+        )
+        .route(
+            "/write",
+            post(push::influx_v1).layer(axum::extract::DefaultBodyLimit::max(
+                push::MAX_COMPRESSED_BODY,
+            )),
+        )
+        .route("/metrics", get(status::metrics))
+        .route("/-/healthy", any(status::healthy))
+        .route("/-/ready", any(status::ready))
+        .route("/-/reload", post(status::reload).put(status::reload))
+        .route("/-/quit", post(status::quit).put(status::quit))
+        .fallback(not_found);
+    api.layer(axum::middleware::from_fn_with_state(state.clone(), observe))
+        .layer(tower_http::compression::CompressionLayer::new().gzip(true))
+        .with_state(state)
+}
+
+async fn not_found() -> ApiError {
+    ApiError {
+        kind: ErrorType::NotFound,
+        message: "not found".into(),
+    }
+}
+
+/// Records request durations by handler (the matched route) and status.
+async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let handler = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "other".into());
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    let code = resp.status().as_u16().to_string();
+    state.metrics.http_duration.observe(
+        &[("handler", &handler), ("code", &code)],
+        started.elapsed().as_secs_f64(),
+    );
+    resp
+}

@@ -1,0 +1,497 @@
+//! Push endpoints: Prometheus remote write (1.0 and 2.0), remote read, and
+//! the InfluxDB line protocol (`/api/v2/write`, `/write`).
+//!
+//! Status codes follow the remote-write spec: 204 when everything was
+//! written; 400 when a sample or series is permanently rejected (valid ones
+//! in the same request are still written, as Prometheus does, and the
+//! message names the first bad one); 413 for bodies over the limits; 415 for
+//! an unknown content type or encoding; 503 with `Retry-After` only for
+//! transient storage failures (disk full), so senders retry exactly those.
+
+use crate::remote::{self, RemoteError};
+use crate::server::AppState;
+use crate::storage::{Exemplar, MetricMetadata, Storage};
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use sonde_engine::{Labels, Matcher};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Largest compressed remote-write body.
+pub const MAX_COMPRESSED_BODY: usize = 32 << 20;
+/// Largest decoded remote-write body.
+pub const MAX_DECODED_BODY: usize = 128 << 20;
+
+fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        msg.into(),
+    )
+        .into_response()
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Proto {
+    V1,
+    V2,
+}
+
+fn proto_of(headers: &HeaderMap) -> Result<Proto, Response> {
+    if let Some(enc) = headers.get(header::CONTENT_ENCODING) {
+        let e = enc.to_str().unwrap_or("").trim().to_ascii_lowercase();
+        if !e.is_empty() && e != "snappy" {
+            return Err(text(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("unsupported content encoding {e:?}: only snappy is supported"),
+            ));
+        }
+    }
+    let Some(ct) = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        // Old 1.0 senders omit the header: try 1.0.
+        return Ok(Proto::V1);
+    };
+    let mut parts = ct.split(';').map(str::trim);
+    let base = parts.next().unwrap_or("").to_ascii_lowercase();
+    if base != "application/x-protobuf" {
+        return Err(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported content type {ct:?}"),
+        ));
+    }
+    let proto = parts
+        .find_map(|p| p.strip_prefix("proto="))
+        .map(|p| p.trim_matches('"'));
+    match proto {
+        None | Some("prometheus.WriteRequest") => Ok(Proto::V1),
+        Some("io.prometheus.write.v2.Request") => Ok(Proto::V2),
+        Some(other) => Err(text(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("unsupported proto {other:?}"),
+        )),
+    }
+}
+
+fn decode_error(e: RemoteError) -> Response {
+    match e {
+        RemoteError::TooLarge { .. } => text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+        e => text(StatusCode::BAD_REQUEST, e.to_string()),
+    }
+}
+
+/// What one push request did.
+#[derive(Default)]
+struct Outcome {
+    samples: u64,
+    exemplars: u64,
+    histograms: u64,
+    rejected: u64,
+    first_rejection: Option<String>,
+}
+
+impl Outcome {
+    fn reject(&mut self, msg: String) {
+        self.rejected += 1;
+        if self.first_rejection.is_none() {
+            self.first_rejection = Some(msg);
+        }
+    }
+}
+
+/// Outcome of the storage commit.
+enum CommitError {
+    Retry(String),
+    Fatal(String),
+}
+
+fn commit(st: &AppState, app: &mut sonde_engine::Appender) -> Result<(), CommitError> {
+    let started = Instant::now();
+    let r = app.commit();
+    st.metrics
+        .commit_duration
+        .observe(started.elapsed().as_secs_f64());
+    r.map_err(|e| match e {
+        e @ sonde_engine::Error::DiskFull { .. } => CommitError::Retry(e.to_string()),
+        e => CommitError::Fatal(e.to_string()),
+    })
+}
+
+/// Appends one sample, turning the engine's typed refusals into rejections.
+fn append(
+    app: &mut sonde_engine::Appender,
+    labels: &Labels,
+    t: i64,
+    v: f64,
+    out: &mut Outcome,
+    st: &AppState,
+) {
+    use sonde_engine::Error as E;
+    match app.append(labels, t, v) {
+        Ok(_) => out.samples += 1,
+        Err(e) => {
+            let reason = match &e {
+                E::OutOfOrder { .. } => "out_of_order",
+                E::TooOld { .. } => "too_old",
+                E::DuplicateSample { .. } => "duplicate",
+                E::OutOfBounds { .. } => "out_of_bounds",
+                _ => "invalid",
+            };
+            st.metrics.rejected_samples.add(&[("reason", reason)], 1);
+            out.reject(e.to_string());
+        }
+    }
+}
+
+/// `POST /api/v1/write`
+pub async fn remote_write(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let resp = remote_write_inner(st.clone(), headers, body).await;
+    let code = resp.status().as_u16().to_string();
+    st.metrics.remote_write_requests.add(&[("code", &code)], 1);
+    resp
+}
+
+async fn remote_write_inner(st: Arc<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let proto = match proto_of(&headers) {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    if body.len() > MAX_COMPRESSED_BODY {
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!(
+                "request body of {} bytes exceeds the limit of {MAX_COMPRESSED_BODY}",
+                body.len()
+            ),
+        );
+    }
+    let storage = match st.storage() {
+        Ok(s) => s.clone(),
+        Err(_) => return text(StatusCode::SERVICE_UNAVAILABLE, "storage is starting up"),
+    };
+    let st2 = st.clone();
+    let res = tokio::task::spawn_blocking(move || ingest_write(&st2, &storage, proto, &body)).await;
+    let (out, stats_rejection, committed) = match res {
+        Ok(Ok(x)) => x,
+        Ok(Err(r)) => return r,
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    let mut resp = match committed {
+        Err(CommitError::Retry(m)) => {
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, m);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        Err(CommitError::Fatal(m)) => text(StatusCode::INTERNAL_SERVER_ERROR, m),
+        Ok(()) => match stats_rejection.or(out.first_rejection.clone()) {
+            Some(msg) => {
+                let more = if out.rejected > 1 {
+                    format!(" ({} samples rejected in all)", out.rejected)
+                } else {
+                    String::new()
+                };
+                text(StatusCode::BAD_REQUEST, format!("{msg}{more}"))
+            }
+            None => StatusCode::NO_CONTENT.into_response(),
+        },
+    };
+    if proto == Proto::V2 {
+        let h = resp.headers_mut();
+        for (k, v) in [
+            ("x-prometheus-remote-write-samples-written", out.samples),
+            ("x-prometheus-remote-write-histograms-written", 0),
+            ("x-prometheus-remote-write-exemplars-written", out.exemplars),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&v.to_string()) {
+                h.insert(k, v);
+            }
+        }
+    }
+    st.metrics.remote_write_samples.add(out.samples);
+    st.metrics.remote_write_exemplars.add(out.exemplars);
+    resp
+}
+
+type IngestResult = (Outcome, Option<String>, Result<(), CommitError>);
+
+/// Decodes and appends a whole request, then commits it once.
+fn ingest_write(
+    st: &AppState,
+    storage: &Storage,
+    proto: Proto,
+    body: &[u8],
+) -> Result<IngestResult, Response> {
+    let raw = remote::decompress_snappy(body, MAX_DECODED_BODY).map_err(decode_error)?;
+    let limits = remote::Limits::default();
+    let mut app = storage.db.appender();
+    let mut out = Outcome::default();
+    let decoded = {
+        let mut each = |s: &remote::SeriesRef<'_>| -> Result<(), RemoteError> {
+            let labels = match Labels::new(s.labels().iter().copied()) {
+                Ok(l) => l,
+                Err(e) => {
+                    out.reject(e.to_string());
+                    return Ok(());
+                }
+            };
+            for &(t, v) in s.samples() {
+                append(&mut app, &labels, t, v, &mut out, st);
+            }
+            out.histograms += s.histograms() as u64;
+            for e in s.exemplars() {
+                if let Ok(el) = Labels::new(e.labels.iter().copied()) {
+                    storage.exemplars.add(
+                        &labels,
+                        Exemplar {
+                            labels: el,
+                            value: e.value,
+                            t_ms: e.timestamp,
+                        },
+                    );
+                    out.exemplars += 1;
+                }
+            }
+            if let Some(md) = s.metadata() {
+                if let Some(name) = labels.get("__name__") {
+                    storage.metadata.add(
+                        name,
+                        MetricMetadata {
+                            kind: md.kind.as_str().to_string(),
+                            help: md.help.to_string(),
+                            unit: md.unit.to_string(),
+                        },
+                    );
+                }
+            }
+            Ok(())
+        };
+        match proto {
+            Proto::V1 => remote::decode_write_v1(&raw, &limits, &mut each),
+            Proto::V2 => remote::decode_write_v2(&raw, &limits, &mut each),
+        }
+    };
+    let stats = match decoded {
+        Ok(s) => s,
+        Err(e) => {
+            // Malformed protobuf: nothing of the request is written.
+            app.rollback();
+            return Err(decode_error(e));
+        }
+    };
+    if proto == Proto::V1 {
+        if let Ok(mds) = remote::decode_metadata_v1(&raw) {
+            for m in mds {
+                storage.metadata.add(
+                    &m.family,
+                    MetricMetadata {
+                        kind: m.kind.as_str().to_string(),
+                        help: m.help,
+                        unit: m.unit,
+                    },
+                );
+            }
+        }
+    }
+    if stats.histograms > 0 && out.first_rejection.is_none() {
+        tracing::debug!(
+            histograms = stats.histograms,
+            "native histograms are not stored yet; skipped"
+        );
+    }
+    let committed = commit(st, &mut app);
+    Ok((out, stats.rejection_message(), committed))
+}
+
+/// `POST /api/v1/read`: sampled responses (one `ReadResponse`, snappy).
+pub async fn remote_read(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
+    let storage = match st.storage() {
+        Ok(s) => s.clone(),
+        Err(_) => return text(StatusCode::SERVICE_UNAVAILABLE, "storage is starting up"),
+    };
+    let limit = st.flags.query_max_samples;
+    let res = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Response> {
+        let raw = remote::decompress_snappy(&body, MAX_DECODED_BODY).map_err(decode_error)?;
+        let req = remote::decode_read_request(&raw).map_err(decode_error)?;
+        let mut results = Vec::with_capacity(req.queries.len());
+        let mut total: u64 = 0;
+        for q in &req.queries {
+            let mut ms = Vec::new();
+            for m in &q.matchers {
+                let kind = match m.r#type {
+                    0 => sonde_engine::MatchType::Equal,
+                    1 => sonde_engine::MatchType::NotEqual,
+                    2 => sonde_engine::MatchType::Regex,
+                    3 => sonde_engine::MatchType::NotRegex,
+                    t => {
+                        return Err(text(
+                            StatusCode::BAD_REQUEST,
+                            format!("unknown matcher type {t}"),
+                        ))
+                    }
+                };
+                ms.push(
+                    Matcher::new(kind, m.name.clone(), m.value.clone())
+                        .map_err(|e| text(StatusCode::BAD_REQUEST, e.to_string()))?,
+                );
+            }
+            let querier = storage
+                .db
+                .querier(q.start_timestamp_ms, q.end_timestamp_ms)
+                .map_err(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            let series = querier
+                .select(&ms)
+                .map_err(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            let mut out = Vec::with_capacity(series.len());
+            for s in series {
+                let mut samples = Vec::new();
+                let mut it = s.iter();
+                while let Some((ts, vs)) = it
+                    .next_batch()
+                    .map_err(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
+                {
+                    total += ts.len() as u64;
+                    if total > limit {
+                        return Err(text(
+                            StatusCode::BAD_REQUEST,
+                            format!("exceeded sample limit ({limit})"),
+                        ));
+                    }
+                    samples.extend(ts.iter().zip(vs).map(|(&t, &v)| remote::pb::Sample {
+                        value: v,
+                        timestamp: t,
+                    }));
+                }
+                if samples.is_empty() {
+                    continue;
+                }
+                let labels = s
+                    .labels
+                    .iter()
+                    .map(|l| remote::pb::Label {
+                        name: l.name.to_string(),
+                        value: l.value.to_string(),
+                    })
+                    .collect();
+                out.push(remote::pb::TimeSeries {
+                    labels,
+                    samples,
+                    exemplars: Vec::new(),
+                    histograms: Vec::new(),
+                });
+            }
+            results.push(remote::pb::QueryResult { timeseries: out });
+        }
+        let bytes = remote::encode_read_response(&remote::pb::ReadResponse { results });
+        Ok(remote::compress_snappy(&bytes))
+    })
+    .await;
+    match res {
+        Ok(Ok(b)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/x-protobuf"),
+                (header::CONTENT_ENCODING, "snappy"),
+            ],
+            b,
+        )
+            .into_response(),
+        Ok(Err(r)) => r,
+        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// `POST /api/v2/write` (InfluxDB 2 API).
+pub async fn influx_v2(State(st): State<Arc<AppState>>, uri: Uri, body: Bytes) -> Response {
+    influx(st, uri, body, crate::influx::WriteApi::V2).await
+}
+
+/// `POST /write` (InfluxDB 1.x API).
+pub async fn influx_v1(State(st): State<Arc<AppState>>, uri: Uri, body: Bytes) -> Response {
+    influx(st, uri, body, crate::influx::WriteApi::V1).await
+}
+
+async fn influx(
+    st: Arc<AppState>,
+    uri: Uri,
+    body: Bytes,
+    api: crate::influx::WriteApi,
+) -> Response {
+    use crate::influx::{self as lp, Precision, WriteApi};
+    let params = super::Params::new(uri.query(), None);
+    let pstr = params.get("precision").unwrap_or("");
+    let precision = match api {
+        WriteApi::V1 => Precision::from_v1_param(pstr),
+        WriteApi::V2 => Precision::from_v2_param(pstr),
+    };
+    let json = |status: StatusCode, b: String| {
+        (status, [(header::CONTENT_TYPE, "application/json")], b).into_response()
+    };
+    let Some(precision) = precision else {
+        return json(
+            StatusCode::BAD_REQUEST,
+            lp::invalid_precision_body(api, pstr),
+        );
+    };
+    let storage = match st.storage() {
+        Ok(s) => s.clone(),
+        Err(_) => return text(StatusCode::SERVICE_UNAVAILABLE, "storage is starting up"),
+    };
+    let st2 = st.clone();
+    let res = tokio::task::spawn_blocking(move || {
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut app = storage.db.appender();
+        let mut out = Outcome::default();
+        let report = lp::parse(&body, precision, now, |p| {
+            let pairs = std::iter::once(("__name__", p.name))
+                .chain(p.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
+            match Labels::new(pairs) {
+                Ok(l) => append(&mut app, &l, p.t_ms, p.value, &mut out, &st2),
+                Err(e) => out.reject(e.to_string()),
+            }
+        });
+        let committed = commit(&st2, &mut app);
+        (report, out, committed, body)
+    })
+    .await;
+    let (report, out, committed, body) = match res {
+        Ok(x) => x,
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    };
+    st.metrics.influx_points.add(out.samples);
+    st.metrics.influx_bad_lines.add(report.failed_lines as u64);
+    match committed {
+        Err(CommitError::Retry(m)) => {
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, m);
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            r
+        }
+        Err(CommitError::Fatal(m)) => text(StatusCode::INTERNAL_SERVER_ERROR, m),
+        Ok(()) => {
+            if let Some(b) = lp::error_body(api, &body, &report) {
+                json(StatusCode::BAD_REQUEST, b)
+            } else if let Some(msg) = out.first_rejection {
+                let b = match api {
+                    WriteApi::V1 => {
+                        serde_json::json!({"error": format!("partial write: {msg} dropped={}", out.rejected)})
+                    }
+                    WriteApi::V2 => {
+                        serde_json::json!({"code": "invalid", "message": format!("partial write: {msg}")})
+                    }
+                };
+                json(StatusCode::BAD_REQUEST, b.to_string())
+            } else {
+                StatusCode::NO_CONTENT.into_response()
+            }
+        }
+    }
+}

@@ -1,0 +1,350 @@
+//! Metadata endpoints answered from the index (never by decoding samples,
+//! except `/federate`): series, labels, label values, exemplars, metadata.
+
+use super::params::{unescape_label_name, MAX_TIME_MS, MIN_TIME_MS};
+use super::{params, ApiError, ApiOk, ApiResult};
+use crate::api::format::{format_value, timestamp_json};
+use crate::server::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Map, Value};
+use sonde_engine::{Labels, Matcher};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+/// A label set as a JSON object.
+pub(crate) fn labels_json(l: &Labels) -> Value {
+    let mut m = Map::new();
+    for lab in l.iter() {
+        m.insert(lab.name.to_string(), Value::String(lab.value.to_string()));
+    }
+    Value::Object(m)
+}
+
+const TRUNCATED: &str = "results truncated due to limit";
+
+/// `GET|POST /api/v1/series`
+pub async fn series(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = params(&method, &uri, &headers, &body);
+    let sets = p.matchers()?;
+    if sets.is_empty() {
+        return Err(ApiError::bad_data("no match[] parameter provided"));
+    }
+    let (start, end, limit) = (
+        p.time("start", MIN_TIME_MS)?,
+        p.time("end", MAX_TIME_MS)?,
+        p.limit()?,
+    );
+    if end < start {
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start time",
+        ));
+    }
+    let db = st.storage()?.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let q = db.querier(start, end)?;
+        let mut all: BTreeSet<Labels> = BTreeSet::new();
+        for ms in &sets {
+            for s in q.select(ms)? {
+                all.insert(s.labels);
+            }
+        }
+        let truncated = limit > 0 && all.len() > limit;
+        let data: Vec<Value> = all
+            .iter()
+            .take(if limit > 0 { limit } else { usize::MAX })
+            .map(labels_json)
+            .collect();
+        let ok = ApiOk::new(Value::Array(data));
+        Ok(if truncated { ok.warn(TRUNCATED) } else { ok })
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+/// `GET|POST /api/v1/labels`
+pub async fn labels(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = params(&method, &uri, &headers, &body);
+    let sets = p.matchers()?;
+    let (start, end, limit) = (
+        p.time("start", MIN_TIME_MS)?,
+        p.time("end", MAX_TIME_MS)?,
+        p.limit()?,
+    );
+    if end < start {
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start time",
+        ));
+    }
+    let db = st.storage()?.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let q = db.querier(start, end)?;
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        if sets.is_empty() {
+            names.extend(q.label_names(&[])?);
+        } else {
+            for ms in &sets {
+                names.extend(q.label_names(ms)?);
+            }
+        }
+        Ok(limited(names, limit))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+fn limited(set: BTreeSet<String>, limit: usize) -> ApiOk {
+    let truncated = limit > 0 && set.len() > limit;
+    let v: Vec<String> = set
+        .into_iter()
+        .take(if limit > 0 { limit } else { usize::MAX })
+        .collect();
+    let ok = ApiOk::new(json!(v));
+    if truncated {
+        ok.warn(TRUNCATED)
+    } else {
+        ok
+    }
+}
+
+/// `GET /api/v1/label/<name>/values`
+pub async fn label_values(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = params(&method, &uri, &headers, &body);
+    let name = unescape_label_name(&name)?;
+    let sets = p.matchers()?;
+    let (start, end, limit) = (
+        p.time("start", MIN_TIME_MS)?,
+        p.time("end", MAX_TIME_MS)?,
+        p.limit()?,
+    );
+    if end < start {
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start time",
+        ));
+    }
+    let db = st.storage()?.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let q = db.querier(start, end)?;
+        let mut values: BTreeSet<String> = BTreeSet::new();
+        if sets.is_empty() {
+            values.extend(q.label_values(&name, &[])?);
+        } else {
+            for ms in &sets {
+                values.extend(q.label_values(&name, ms)?);
+            }
+        }
+        Ok(limited(values, limit))
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+/// `GET|POST /api/v1/query_exemplars`: exemplars of the series the query's selectors name.
+pub async fn exemplars(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = params(&method, &uri, &headers, &body);
+    let query = p.get("query").unwrap_or("").to_string();
+    // Grafana probes with millisecond timestamps; any finite float is accepted.
+    let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
+    let storage = st.storage()?;
+    let expr = promql_parser::parser::parse(&query)
+        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))?;
+    let mut sets: Vec<Vec<Matcher>> = Vec::new();
+    collect_selectors(&expr, &mut sets)?;
+    let data: Vec<Value> = storage
+        .exemplars
+        .query(&sets, start, end)
+        .into_iter()
+        .map(|(s, es)| {
+            let es: Vec<Value> = es
+                .iter()
+                .map(|e| json!({"labels": labels_json(&e.labels), "value": format_value(e.value), "timestamp": timestamp_json(e.t_ms)}))
+                .collect();
+            json!({"seriesLabels": labels_json(&s), "exemplars": es})
+        })
+        .collect();
+    Ok(ApiOk::new(Value::Array(data)))
+}
+
+/// Every vector selector of an expression as engine matchers.
+fn collect_selectors(
+    expr: &promql_parser::parser::Expr,
+    out: &mut Vec<Vec<Matcher>>,
+) -> Result<(), ApiError> {
+    use promql_parser::parser::Expr;
+    match expr {
+        Expr::VectorSelector(vs) => {
+            let text = vs.to_string();
+            if let Ok(ms) = super::params::parse_selector(&text) {
+                out.push(ms);
+            }
+        }
+        Expr::MatrixSelector(m) => collect_selectors(&Expr::VectorSelector(m.vs.clone()), out)?,
+        Expr::Aggregate(a) => {
+            collect_selectors(&a.expr, out)?;
+            if let Some(p) = &a.param {
+                collect_selectors(p, out)?;
+            }
+        }
+        Expr::Unary(u) => collect_selectors(&u.expr, out)?,
+        Expr::Binary(b) => {
+            collect_selectors(&b.lhs, out)?;
+            collect_selectors(&b.rhs, out)?;
+        }
+        Expr::Paren(p) => collect_selectors(&p.expr, out)?,
+        Expr::Subquery(s) => collect_selectors(&s.expr, out)?,
+        Expr::Call(c) => {
+            for a in c.args.args.iter() {
+                collect_selectors(a, out)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// `GET /api/v1/metadata`
+pub async fn metadata(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = params(&method, &uri, &headers, &body);
+    let parse = |k: &str| -> Result<usize, ApiError> {
+        match p.get(k) {
+            None | Some("") => Ok(0),
+            Some(s) => s
+                .parse::<i64>()
+                .map(|v| v.max(0) as usize)
+                .map_err(|_| ApiError::bad_data(format!("invalid parameter \"{k}\": {s:?}"))),
+        }
+    };
+    let (limit, per) = (parse("limit")?, parse("limit_per_metric")?);
+    let m = st.storage()?.metadata.get(p.get("metric"), limit, per);
+    Ok(ApiOk::new(
+        serde_json::to_value(m).unwrap_or_else(|_| json!({})),
+    ))
+}
+
+/// `GET /federate`: the newest sample of each matching series within the
+/// lookback window, in the text exposition format, external labels added.
+pub async fn federate(
+    State(st): State<Arc<AppState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match federate_inner(st, params(&method, &uri, &headers, &body)).await {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn federate_inner(st: Arc<AppState>, p: super::Params) -> Result<String, ApiError> {
+    let sets = p.matchers()?;
+    if sets.is_empty() {
+        return Err(ApiError::bad_data("no match[] parameter provided"));
+    }
+    let lookback = super::params::parse_duration_param(&st.flags.query_lookback_delta)
+        .map_err(ApiError::bad_data)?;
+    let now = chrono::Utc::now().timestamp_millis();
+    let at = p.time("time", now)?;
+    let external = st.config.read().global.external_labels.clone();
+    let db = st.storage()?.db.clone();
+    tokio::task::spawn_blocking(move || {
+        let q = db.querier(at - lookback + 1, at)?;
+        let mut seen: BTreeSet<Labels> = BTreeSet::new();
+        let mut rows: Vec<(Labels, i64, f64)> = Vec::new();
+        for ms in &sets {
+            for s in q.select(ms)? {
+                if !seen.insert(s.labels.clone()) {
+                    continue;
+                }
+                let mut last: Option<(i64, f64)> = None;
+                let mut it = s.iter();
+                while let Some((ts, vs)) = it.next_batch()? {
+                    if let (Some(&t), Some(&v)) = (ts.last(), vs.last()) {
+                        last = Some((t, v));
+                    }
+                }
+                // Stale series are not federated (Prometheus skips stale markers).
+                if let Some((t, v)) = last.filter(|(_, v)| v.to_bits() != STALE_NAN) {
+                    rows.push((s.labels, t, v));
+                }
+            }
+        }
+        let mut out = String::new();
+        let mut last_name = String::new();
+        for (l, t, v) in rows {
+            let name = l.get("__name__").unwrap_or("").to_string();
+            if name != last_name {
+                out.push_str(&format!("# TYPE {name} untyped\n"));
+                last_name = name.clone();
+            }
+            let mut pairs: Vec<(String, String)> = l
+                .iter()
+                .filter(|x| x.name.as_ref() != "__name__")
+                .map(|x| (x.name.to_string(), x.value.to_string()))
+                .collect();
+            for (k, v) in &external {
+                if l.get(k).is_none() {
+                    pairs.push((k.clone(), v.clone()));
+                }
+            }
+            pairs.sort();
+            let lbl: Vec<(&str, &str)> = pairs
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
+            out.push_str(&name);
+            if !lbl.is_empty() {
+                out.push('{');
+                out.push_str(&crate::metrics::render_labels(&lbl));
+                out.push('}');
+            }
+            out.push_str(&format!(" {} {t}\n", format_value(v)));
+        }
+        Ok(out)
+    })
+    .await
+    .map_err(|e| ApiError::internal(e.to_string()))?
+}
+
+/// Bit pattern of Prometheus' staleness marker.
+pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;

@@ -1,0 +1,16 @@
+//! sonde: a Prometheus-compatible time-series database server.
+//!
+//! The storage engine lives in the `sonde-engine` crate; this crate is the
+//! process around it: command line, configuration, HTTP API, push ingestion
+//! (remote write, Influx line protocol) and self-instrumentation.
+
+pub mod api;
+pub mod check;
+pub mod cli;
+pub mod config;
+pub mod influx;
+pub mod metrics;
+pub mod remote;
+pub mod server;
+pub mod storage;
+pub mod web;

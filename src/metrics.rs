@@ -1,0 +1,533 @@
+//! sonde's own metrics, served at `/metrics` in the Prometheus text format
+//! (0.0.4). Names follow `sonde_<subsystem>_<what>_<unit>`; `process_*` use
+//! the standard names so existing dashboards work.
+
+use parking_lot::Mutex;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A monotonically increasing count.
+#[derive(Default, Debug)]
+pub struct Counter(AtomicU64);
+
+impl Counter {
+    /// Adds `n`.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Adds one.
+    pub fn inc(&self) {
+        self.add(1)
+    }
+    /// The current count.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Latency buckets in seconds (Prometheus' default buckets).
+pub const DEFAULT_BUCKETS: &[f64] = &[
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+/// Buckets for fast operations such as fsync.
+pub const FAST_BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0];
+
+/// A histogram with fixed buckets.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_bits: AtomicU64,
+    count: AtomicU64,
+}
+
+impl Histogram {
+    /// A histogram over `bounds` (upper bounds, ascending; `+Inf` is implied).
+    pub fn new(bounds: &'static [f64]) -> Self {
+        Histogram {
+            bounds,
+            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
+            sum_bits: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one observation.
+    pub fn observe(&self, v: f64) {
+        if let Some(i) = self.bounds.iter().position(|&b| v <= b) {
+            self.counts[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .sum_bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
+                Some((f64::from_bits(b) + v).to_bits())
+            });
+    }
+
+    fn render(&self, out: &mut String, name: &str, labels: &str) {
+        let mut cum = 0;
+        let sep = if labels.is_empty() { "" } else { "," };
+        for (b, c) in self.bounds.iter().zip(&self.counts) {
+            cum += c.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "{name}_bucket{{{labels}{sep}le=\"{}\"}} {cum}",
+                fmt_value(*b)
+            );
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
+        let braces = if labels.is_empty() {
+            String::new()
+        } else {
+            format!("{{{labels}}}")
+        };
+        let _ = writeln!(
+            out,
+            "{name}_sum{braces} {}",
+            fmt_value(f64::from_bits(self.sum_bits.load(Ordering::Relaxed)))
+        );
+        let _ = writeln!(out, "{name}_count{braces} {count}");
+    }
+}
+
+/// A family of counters keyed by one label set (rendered as `k="v",...`).
+#[derive(Default, Debug)]
+pub struct CounterVec(Mutex<BTreeMap<String, u64>>);
+
+impl CounterVec {
+    /// Adds `n` to the counter with these label pairs.
+    pub fn add(&self, labels: &[(&str, &str)], n: u64) {
+        *self.0.lock().entry(render_labels(labels)).or_default() += n;
+    }
+}
+
+/// A family of histograms keyed by one label set.
+#[derive(Debug)]
+pub struct HistogramVec {
+    bounds: &'static [f64],
+    map: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
+}
+
+impl HistogramVec {
+    /// A family over `bounds`.
+    pub fn new(bounds: &'static [f64]) -> Self {
+        HistogramVec {
+            bounds,
+            map: Mutex::new(BTreeMap::new()),
+        }
+    }
+    /// Records one observation for these label pairs.
+    pub fn observe(&self, labels: &[(&str, &str)], v: f64) {
+        let h = self
+            .map
+            .lock()
+            .entry(render_labels(labels))
+            .or_insert_with(|| std::sync::Arc::new(Histogram::new(self.bounds)))
+            .clone();
+        h.observe(v);
+    }
+}
+
+/// Renders label pairs, escaping values as the text format requires.
+pub fn render_labels(labels: &[(&str, &str)]) -> String {
+    let mut s = String::new();
+    for (i, (k, v)) in labels.iter().enumerate() {
+        if i > 0 {
+            s.push(',');
+        }
+        let _ = write!(s, "{k}=\"{}\"", escape_label_value(v));
+    }
+    s
+}
+
+/// Escapes `\`, `"` and newlines in a label value (text format 0.0.4).
+pub fn escape_label_value(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    for c in v.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Formats a sample value as the text format expects (Go's shortest form, `+Inf`, `-Inf`, `NaN`).
+pub fn fmt_value(v: f64) -> String {
+    crate::api::format::format_value(v)
+}
+
+/// The server's metrics.
+#[derive(Debug)]
+pub struct Metrics {
+    /// HTTP request durations by handler and status code.
+    pub http_duration: HistogramVec,
+    /// Remote-write requests by response code.
+    pub remote_write_requests: CounterVec,
+    /// Samples written through remote write.
+    pub remote_write_samples: Counter,
+    /// Exemplars received through remote write.
+    pub remote_write_exemplars: Counter,
+    /// Samples rejected by push endpoints, by reason.
+    pub rejected_samples: CounterVec,
+    /// Influx line-protocol points written.
+    pub influx_points: Counter,
+    /// Influx lines rejected.
+    pub influx_bad_lines: Counter,
+    /// Commit (WAL write + apply) latency of push requests.
+    pub commit_duration: Histogram,
+    /// Successful configuration reloads (1) or not (0), and when.
+    pub config_last_reload_successful: AtomicU64,
+    /// Unix time of the last successful reload.
+    pub config_last_reload_success_timestamp: AtomicU64,
+    /// Process start time (unix seconds).
+    pub start_time: f64,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            http_duration: HistogramVec::new(DEFAULT_BUCKETS),
+            remote_write_requests: CounterVec::default(),
+            remote_write_samples: Counter::default(),
+            remote_write_exemplars: Counter::default(),
+            rejected_samples: CounterVec::default(),
+            influx_points: Counter::default(),
+            influx_bad_lines: Counter::default(),
+            commit_duration: Histogram::new(FAST_BUCKETS),
+            config_last_reload_successful: AtomicU64::new(0),
+            config_last_reload_success_timestamp: AtomicU64::new(0),
+            start_time: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0),
+        }
+    }
+}
+
+/// Writes a metric family's HELP and TYPE lines.
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+/// Writes one sample line.
+fn sample(out: &mut String, name: &str, labels: &str, v: f64) {
+    if labels.is_empty() {
+        let _ = writeln!(out, "{name} {}", fmt_value(v));
+    } else {
+        let _ = writeln!(out, "{name}{{{labels}}} {}", fmt_value(v));
+    }
+}
+
+impl Metrics {
+    /// Renders every metric, the storage engine's included, in text format 0.0.4.
+    pub fn render(&self, db: &sonde_engine::Db) -> String {
+        let mut out = String::with_capacity(16 << 10);
+        let simple = |out: &mut String, name: &str, kind: &str, help: &str, v: f64| {
+            family(out, name, kind, help);
+            sample(out, name, "", v);
+        };
+        let hc = db.head_counters();
+        let st = db.stats();
+        let dc = db.counters();
+        let r = Ordering::Relaxed;
+        simple(
+            &mut out,
+            "sonde_head_series",
+            "gauge",
+            "Series in the in-memory head.",
+            st.head_series as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_head_samples_appended_total",
+            "counter",
+            "Samples committed to the head.",
+            hc.samples_appended.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_head_series_created_total",
+            "counter",
+            "Series created in the head.",
+            hc.series_created.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_head_series_removed_total",
+            "counter",
+            "Series removed from the head by garbage collection.",
+            hc.series_removed.load(r) as f64,
+        );
+        family(
+            &mut out,
+            "sonde_head_samples_rejected_total",
+            "counter",
+            "Samples the head refused, by reason.",
+        );
+        sample(
+            &mut out,
+            "sonde_head_samples_rejected_total",
+            "reason=\"out_of_order\"",
+            hc.out_of_order.load(r) as f64,
+        );
+        sample(
+            &mut out,
+            "sonde_head_samples_rejected_total",
+            "reason=\"too_old\"",
+            hc.too_old.load(r) as f64,
+        );
+        sample(
+            &mut out,
+            "sonde_head_samples_rejected_total",
+            "reason=\"duplicate\"",
+            hc.duplicates.load(r) as f64,
+        );
+        if st.head_min_t <= st.head_max_t {
+            simple(
+                &mut out,
+                "sonde_head_min_time_seconds",
+                "gauge",
+                "Oldest sample in the head.",
+                st.head_min_t as f64 / 1000.0,
+            );
+            simple(
+                &mut out,
+                "sonde_head_max_time_seconds",
+                "gauge",
+                "Newest sample in the head.",
+                st.head_max_t as f64 / 1000.0,
+            );
+        }
+        simple(
+            &mut out,
+            "sonde_blocks_loaded",
+            "gauge",
+            "Blocks on disk.",
+            st.blocks.len() as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_storage_blocks_bytes",
+            "gauge",
+            "Bytes of all blocks.",
+            st.block_bytes as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_wal_storage_size_bytes",
+            "gauge",
+            "Bytes in the WAL directory.",
+            st.wal_bytes as f64,
+        );
+        if let Some(w) = db.wal() {
+            simple(
+                &mut out,
+                "sonde_wal_fsyncs_total",
+                "counter",
+                "fsyncs of WAL segments.",
+                w.fsync_count() as f64,
+            );
+        }
+        simple(
+            &mut out,
+            "sonde_compactions_head_total",
+            "counter",
+            "Blocks cut from the head.",
+            dc.head_compactions.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_compactions_total",
+            "counter",
+            "Block merges.",
+            dc.compactions.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_compactions_failed_total",
+            "counter",
+            "Failed maintenance runs.",
+            dc.compaction_failures.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_checkpoints_total",
+            "counter",
+            "WAL checkpoints written.",
+            dc.checkpoints.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_retention_deleted_blocks_total",
+            "counter",
+            "Blocks deleted by retention.",
+            dc.retention_deletions.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_blocks_quarantined_total",
+            "counter",
+            "Blocks moved to corrupt/ after failing verification.",
+            dc.quarantined.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_wal_replay_errors_total",
+            "counter",
+            "Malformed WAL records met during replay.",
+            hc.replay_errors.load(r) as f64,
+        );
+
+        family(
+            &mut out,
+            "sonde_remote_write_requests_total",
+            "counter",
+            "Remote-write requests by HTTP status code.",
+        );
+        for (l, v) in self.remote_write_requests.0.lock().iter() {
+            sample(&mut out, "sonde_remote_write_requests_total", l, *v as f64);
+        }
+        simple(
+            &mut out,
+            "sonde_remote_write_samples_total",
+            "counter",
+            "Samples written through remote write.",
+            self.remote_write_samples.get() as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_remote_write_exemplars_total",
+            "counter",
+            "Exemplars received through remote write.",
+            self.remote_write_exemplars.get() as f64,
+        );
+        family(
+            &mut out,
+            "sonde_push_samples_rejected_total",
+            "counter",
+            "Pushed samples rejected, by reason.",
+        );
+        for (l, v) in self.rejected_samples.0.lock().iter() {
+            sample(&mut out, "sonde_push_samples_rejected_total", l, *v as f64);
+        }
+        simple(
+            &mut out,
+            "sonde_influx_points_total",
+            "counter",
+            "Influx line-protocol points written.",
+            self.influx_points.get() as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_influx_bad_lines_total",
+            "counter",
+            "Influx line-protocol lines rejected.",
+            self.influx_bad_lines.get() as f64,
+        );
+        family(
+            &mut out,
+            "sonde_storage_commit_duration_seconds",
+            "histogram",
+            "Time to commit a pushed batch (WAL write, fsync per mode, apply).",
+        );
+        self.commit_duration
+            .render(&mut out, "sonde_storage_commit_duration_seconds", "");
+        family(
+            &mut out,
+            "sonde_http_request_duration_seconds",
+            "histogram",
+            "HTTP request latencies by handler.",
+        );
+        for (l, h) in self.http_duration.map.lock().iter() {
+            h.render(&mut out, "sonde_http_request_duration_seconds", l);
+        }
+        simple(
+            &mut out,
+            "sonde_config_last_reload_successful",
+            "gauge",
+            "Whether the last configuration reload succeeded.",
+            self.config_last_reload_successful.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_config_last_reload_success_timestamp_seconds",
+            "gauge",
+            "Time of the last successful configuration reload.",
+            self.config_last_reload_success_timestamp.load(r) as f64,
+        );
+        process_metrics(&mut out, self.start_time);
+        out
+    }
+}
+
+/// Standard `process_*` metrics from /proc.
+fn process_metrics(out: &mut String, start: f64) {
+    let mut simple = |name: &str, kind: &str, help: &str, v: f64| {
+        family(out, name, kind, help);
+        sample(out, name, "", v);
+    };
+    simple(
+        "process_start_time_seconds",
+        "gauge",
+        "Start time of the process since unix epoch in seconds.",
+        start,
+    );
+    if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
+        let kb = |key: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<f64>().ok())
+        };
+        if let Some(v) = kb("VmRSS:") {
+            simple(
+                "process_resident_memory_bytes",
+                "gauge",
+                "Resident memory size in bytes.",
+                v * 1024.0,
+            );
+        }
+        if let Some(v) = kb("VmSize:") {
+            simple(
+                "process_virtual_memory_bytes",
+                "gauge",
+                "Virtual memory size in bytes.",
+                v * 1024.0,
+            );
+        }
+    }
+    if let Ok(stat) = std::fs::read_to_string("/proc/self/stat") {
+        // Fields after the command name (which may contain spaces) start at ") ".
+        if let Some(rest) = stat.rsplit_once(") ").map(|x| x.1) {
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let ticks = 100.0; // USER_HZ on Linux
+            if let (Some(u), Some(s)) = (
+                f.get(11).and_then(|v| v.parse::<f64>().ok()),
+                f.get(12).and_then(|v| v.parse::<f64>().ok()),
+            ) {
+                simple(
+                    "process_cpu_seconds_total",
+                    "counter",
+                    "Total user and system CPU time spent in seconds.",
+                    (u + s) / ticks,
+                );
+            }
+        }
+    }
+    if let Ok(rd) = std::fs::read_dir("/proc/self/fd") {
+        simple(
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors.",
+            rd.count() as f64,
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! The process: configuration, storage lifecycle, HTTP listener, signals.
+//!
+//! Start-up order: load and validate the configuration (a bad file stops
+//! start-up with its file and line), bind the listener (so `/-/healthy`
+//! answers at once and `/-/ready` says 503 while the WAL replays), open the
+//! storage, then serve. SIGHUP and `POST /-/reload` reload the
+//! configuration, keeping the old one when the new one is invalid. SIGTERM,
+//! SIGINT and `POST /-/quit` stop accepting requests, let running ones
+//! finish, and close the storage (which checkpoints the head).
+
+use crate::cli::{Flags, WalSync};
+use crate::config::{self, Config};
+use crate::metrics::Metrics;
+use crate::storage::{Storage, DEFAULT_MAX_EXEMPLARS};
+use anyhow::Context;
+use parking_lot::{Mutex, RwLock};
+use sonde_engine::{Options, SyncMode};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, SystemTime};
+use tokio::sync::Notify;
+
+/// Shared state of the running server.
+pub struct AppState {
+    /// Command-line flags.
+    pub flags: Flags,
+    /// The current configuration.
+    pub config: RwLock<Arc<Config>>,
+    storage: OnceLock<Arc<Storage>>,
+    /// Self-instrumentation.
+    pub metrics: Metrics,
+    /// Process start.
+    pub started: SystemTime,
+    /// Outcome and time of the last configuration (re)load.
+    pub last_reload: Mutex<(bool, SystemTime)>,
+    /// Signalled to stop the server.
+    pub shutdown: Notify,
+    /// The WAL replay report once storage is open.
+    pub replay: OnceLock<sonde_engine::OpenReport>,
+}
+
+impl AppState {
+    /// The storage, or `unavailable` while the WAL replays.
+    pub fn storage(&self) -> Result<&Arc<Storage>, crate::api::ApiError> {
+        self.storage.get().ok_or_else(|| {
+            crate::api::ApiError::unavailable("storage is starting up (WAL replay in progress)")
+        })
+    }
+
+    /// Whether storage is open.
+    pub fn is_ready(&self) -> bool {
+        self.storage.get().is_some()
+    }
+
+    /// Reloads the configuration file; on error the old configuration stays.
+    pub fn reload(&self) -> Result<(), String> {
+        let res = load_config(&self.flags).map_err(|e| format!("{e:#}"));
+        let now = SystemTime::now();
+        match res {
+            Ok(c) => {
+                *self.config.write() = Arc::new(c);
+                *self.last_reload.lock() = (true, now);
+                self.metrics
+                    .config_last_reload_successful
+                    .store(1, Ordering::Relaxed);
+                let secs = now
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or(0);
+                self.metrics
+                    .config_last_reload_success_timestamp
+                    .store(secs, Ordering::Relaxed);
+                tracing::info!("configuration reloaded");
+                Ok(())
+            }
+            Err(e) => {
+                self.last_reload.lock().0 = false;
+                self.metrics
+                    .config_last_reload_successful
+                    .store(0, Ordering::Relaxed);
+                tracing::error!(error = %e, "configuration reload failed; keeping the previous configuration");
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Loads the configuration named by the flags, or the embedded default.
+pub fn load_config(flags: &Flags) -> anyhow::Result<Config> {
+    let c = match &flags.config_file {
+        Some(p) => Config::load(p)?,
+        None => Config::parse(
+            config::DEFAULT_CONFIG,
+            "<embedded default>",
+            std::path::Path::new("."),
+        )?,
+    };
+    for w in c.warnings() {
+        tracing::warn!("configuration: {w}");
+    }
+    Ok(c)
+}
+
+/// Parses a Prometheus duration flag.
+fn duration_flag(name: &str, v: &str) -> anyhow::Result<Duration> {
+    config::Duration::parse(v)
+        .map(|d| d.as_std())
+        .map_err(|e| anyhow::anyhow!("invalid --{name} {v:?}: {e}"))
+}
+
+/// Engine options from the flags and configuration.
+pub fn engine_options(flags: &Flags, cfg: &Config) -> anyhow::Result<Options> {
+    let retention = duration_flag("storage.tsdb.retention.time", &flags.retention_time)?;
+    let retention_bytes = match &flags.retention_size {
+        Some(s) => Some(
+            config::ByteSize::parse(s)
+                .map_err(|e| anyhow::anyhow!("invalid --storage.tsdb.retention.size {s:?}: {e}"))?
+                .bytes(),
+        ),
+        None => None,
+    };
+    let block = duration_flag("storage.tsdb.min-block-duration", &flags.min_block_duration)?;
+    if block.as_millis() == 0 {
+        anyhow::bail!("--storage.tsdb.min-block-duration must be positive");
+    }
+    let max_block = match &flags.max_block_duration {
+        Some(s) => Some(duration_flag("storage.tsdb.max-block-duration", s)?.as_millis() as i64),
+        None => None,
+    };
+    let ooo = cfg.storage.tsdb.out_of_order_time_window.as_millis() as i64;
+    Ok(Options {
+        ooo_window_ms: ooo,
+        block_range_ms: block.as_millis() as i64,
+        max_block_duration_ms: max_block,
+        retention_ms: if retention.is_zero() {
+            None
+        } else {
+            Some(retention.as_millis() as i64)
+        },
+        retention_bytes: retention_bytes.filter(|&b| b > 0),
+        wal_sync: match flags.wal_sync {
+            WalSync::Always => SyncMode::Always,
+            WalSync::Interval => SyncMode::Interval(Duration::from_secs(1)),
+            WalSync::Os => SyncMode::Os,
+        },
+        ..Options::default()
+    })
+}
+
+/// Runs the server until it is asked to stop.
+pub async fn run(flags: Flags) -> anyhow::Result<()> {
+    let cfg = load_config(&flags).context("loading configuration")?;
+    let opts = engine_options(&flags, &cfg)?;
+    let listener = tokio::net::TcpListener::bind(&flags.listen_address)
+        .await
+        .with_context(|| format!("listening on {}", flags.listen_address))?;
+    tracing::info!(address = %flags.listen_address, "listening");
+    let state = Arc::new(AppState {
+        flags: flags.clone(),
+        config: RwLock::new(Arc::new(cfg)),
+        storage: OnceLock::new(),
+        metrics: Metrics::default(),
+        started: SystemTime::now(),
+        last_reload: Mutex::new((true, SystemTime::now())),
+        shutdown: Notify::new(),
+        replay: OnceLock::new(),
+    });
+    state
+        .metrics
+        .config_last_reload_successful
+        .store(1, Ordering::Relaxed);
+
+    let mut app = crate::api::router(state.clone());
+    let mut tls = None;
+    if let Some(path) = &flags.web_config_file {
+        let web = config::WebConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        for w in web.warnings() {
+            tracing::warn!("web config: {w}");
+        }
+        if let Some(t) = &web.tls_server_config {
+            use config::ClientAuthType as C;
+            let settings = crate::web::TlsSettings {
+                cert_file: t.cert_file.clone().into(),
+                key_file: t.key_file.clone().into(),
+                client_ca_file: (!t.client_ca_file.is_empty())
+                    .then(|| t.client_ca_file.clone().into()),
+                client_auth: match t.client_auth_type {
+                    C::NoClientCert => crate::web::ClientAuth::None,
+                    C::RequestClientCert | C::VerifyClientCertIfGiven => {
+                        crate::web::ClientAuth::Optional
+                    }
+                    C::RequireAnyClientCert | C::RequireAndVerifyClientCert => {
+                        crate::web::ClientAuth::Required
+                    }
+                },
+                tls13_only: matches!(t.min_version, config::TlsVersion::Tls13),
+            };
+            if !t.cert_file.is_empty() {
+                tls = Some(
+                    crate::web::tls_config(&settings)
+                        .with_context(|| format!("TLS settings in {}", path.display()))?,
+                );
+            }
+        }
+        let auth = crate::web::BasicAuth::new(path.clone(), |p| {
+            let w = config::WebConfig::load(p).map_err(|e| anyhow::anyhow!("{e}"))?;
+            Ok(w.basic_auth_users
+                .iter()
+                .map(|(u, h)| (u.clone(), h.expose().to_string()))
+                .collect())
+        })?;
+        app = app.layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth),
+            crate::web::require_auth,
+        ));
+    }
+    let st = state.clone();
+    let server = tokio::spawn(async move {
+        let stop = async move { st.shutdown.notified().await };
+        match tls {
+            Some(cfg) => {
+                crate::web::serve_tls(listener, app, cfg, stop).await;
+                Ok(())
+            }
+            None => {
+                axum::serve(listener, app.into_make_service())
+                    .with_graceful_shutdown(stop)
+                    .await
+            }
+        }
+    });
+
+    signals(state.clone());
+    // Open the storage (WAL replay) while the listener already answers /-/healthy.
+    let dir = flags.storage_path.clone();
+    let db = tokio::task::spawn_blocking(move || sonde_engine::Db::open(&dir, opts))
+        .await
+        .context("storage task")?
+        .with_context(|| format!("opening storage in {}", flags.storage_path.display()))?;
+    let _ = state.replay.set(db.open_report().clone());
+    let _ = state
+        .storage
+        .set(Arc::new(Storage::new(db, DEFAULT_MAX_EXEMPLARS)));
+    tracing::info!("storage ready; server is ready to receive requests");
+
+    let served = server.await.context("server task")?;
+    if let Err(e) = served {
+        tracing::error!(error = %e, "HTTP server failed");
+    }
+    tracing::info!("shutting down storage");
+    if let Some(s) = state.storage.get() {
+        let db = s.db.clone();
+        tokio::task::spawn_blocking(move || db.close())
+            .await
+            .context("closing storage")??;
+    }
+    tracing::info!("bye");
+    Ok(())
+}
+
+/// SIGHUP reloads; SIGTERM and SIGINT stop.
+fn signals(state: Arc<AppState>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let st = state.clone();
+    tokio::spawn(async move {
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hup.recv().await.is_some() {
+            let _ = st.reload();
+        }
+    });
+    tokio::spawn(async move {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("received SIGTERM, exiting gracefully"),
+            _ = int.recv() => tracing::info!("received SIGINT, exiting gracefully"),
+        }
+        state.shutdown.notify_waiters();
+        state.shutdown.notify_one();
+    });
+}

@@ -1,0 +1,196 @@
+//! Glue between the HTTP layer and the engine: the `Db` handle plus the two
+//! small in-memory stores Prometheus keeps beside its TSDB — exemplars (a
+//! bounded ring, as Prometheus' exemplar storage) and metric metadata.
+
+use parking_lot::{Mutex, RwLock};
+use sonde_engine::{Db, Labels, Matcher};
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+/// Default capacity of the exemplar ring (Prometheus' `storage.exemplars.max_exemplars`).
+pub const DEFAULT_MAX_EXEMPLARS: usize = 100_000;
+/// Most metric names whose metadata is kept.
+pub const MAX_METADATA_METRICS: usize = 100_000;
+
+/// One exemplar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Exemplar {
+    /// The exemplar's own labels (e.g. `trace_id`).
+    pub labels: Labels,
+    /// Its value.
+    pub value: f64,
+    /// Its timestamp in ms.
+    pub t_ms: i64,
+}
+
+/// A bounded, in-memory exemplar store: the oldest exemplars fall out first.
+#[derive(Debug)]
+pub struct ExemplarStore {
+    max: usize,
+    ring: Mutex<VecDeque<(Labels, Exemplar)>>,
+}
+
+impl ExemplarStore {
+    /// A store holding at most `max` exemplars.
+    pub fn new(max: usize) -> Self {
+        ExemplarStore {
+            max,
+            ring: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Adds an exemplar of `series`; an exact repeat (same series and timestamp) is ignored.
+    pub fn add(&self, series: &Labels, e: Exemplar) {
+        if self.max == 0 {
+            return;
+        }
+        let mut r = self.ring.lock();
+        if r.iter()
+            .rev()
+            .take(64)
+            .any(|(s, x)| x.t_ms == e.t_ms && s == series)
+        {
+            return;
+        }
+        if r.len() >= self.max {
+            r.pop_front();
+        }
+        r.push_back((series.clone(), e));
+    }
+
+    /// Exemplars in `[start, end]` of series matching any of the matcher sets, grouped by series.
+    pub fn query(
+        &self,
+        sets: &[Vec<Matcher>],
+        start: i64,
+        end: i64,
+    ) -> Vec<(Labels, Vec<Exemplar>)> {
+        let r = self.ring.lock();
+        let mut out: BTreeMap<Labels, Vec<Exemplar>> = BTreeMap::new();
+        for (s, e) in r.iter() {
+            if e.t_ms < start || e.t_ms > end {
+                continue;
+            }
+            if sets.iter().any(|ms| ms.iter().all(|m| m.matches_labels(s))) {
+                out.entry(s.clone()).or_default().push(e.clone());
+            }
+        }
+        out.into_iter().collect()
+    }
+}
+
+/// Metadata of one metric family.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct MetricMetadata {
+    /// `counter`, `gauge`, `histogram`, `summary`, `unknown`, `gaugehistogram`, `info`, `stateset`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// HELP text.
+    pub help: String,
+    /// UNIT.
+    pub unit: String,
+}
+
+/// Metadata by metric family name, from scrapes and remote write.
+#[derive(Debug, Default)]
+pub struct MetadataStore {
+    map: RwLock<BTreeMap<String, Vec<MetricMetadata>>>,
+}
+
+impl MetadataStore {
+    /// Records metadata for `metric` (distinct entries are kept, as Prometheus shows conflicting ones).
+    pub fn add(&self, metric: &str, md: MetricMetadata) {
+        let mut m = self.map.write();
+        if !m.contains_key(metric) && m.len() >= MAX_METADATA_METRICS {
+            return;
+        }
+        let v = m.entry(metric.to_string()).or_default();
+        if !v.contains(&md) {
+            v.push(md);
+            v.sort();
+        }
+    }
+
+    /// Metadata, optionally of one metric, with Prometheus' `limit` and `limit_per_metric`.
+    pub fn get(
+        &self,
+        metric: Option<&str>,
+        limit: usize,
+        per_metric: usize,
+    ) -> BTreeMap<String, Vec<MetricMetadata>> {
+        let m = self.map.read();
+        let mut out = BTreeMap::new();
+        for (k, v) in m
+            .iter()
+            .filter(|(k, _)| metric.is_none_or(|want| want == k.as_str()))
+        {
+            if limit > 0 && out.len() >= limit {
+                break;
+            }
+            let v: Vec<MetricMetadata> = if per_metric > 0 {
+                v.iter().take(per_metric).cloned().collect()
+            } else {
+                v.clone()
+            };
+            out.insert(k.clone(), v);
+        }
+        out
+    }
+}
+
+/// The storage side of the server.
+pub struct Storage {
+    /// The engine.
+    pub db: Arc<Db>,
+    /// Exemplars from remote write.
+    pub exemplars: ExemplarStore,
+    /// Metric metadata.
+    pub metadata: MetadataStore,
+}
+
+impl Storage {
+    /// Wraps an open engine.
+    pub fn new(db: Db, max_exemplars: usize) -> Storage {
+        Storage {
+            db: Arc::new(db),
+            exemplars: ExemplarStore::new(max_exemplars),
+            metadata: MetadataStore::default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exemplar_ring_is_bounded_and_filtered() {
+        let s = ExemplarStore::new(3);
+        let a = Labels::new([("__name__", "a")]).unwrap();
+        let b = Labels::new([("__name__", "b")]).unwrap();
+        for t in 0..5 {
+            let e = Exemplar {
+                labels: Labels::new([("trace_id", t.to_string())]).unwrap(),
+                value: t as f64,
+                t_ms: t,
+            };
+            s.add(if t % 2 == 0 { &a } else { &b }, e);
+        }
+        let all = s.query(
+            &[
+                vec![Matcher::eq("__name__", "a")],
+                vec![Matcher::eq("__name__", "b")],
+            ],
+            0,
+            10,
+        );
+        let n: usize = all.iter().map(|(_, v)| v.len()).sum();
+        assert_eq!(n, 3, "the oldest fell out");
+        let only_a = s.query(&[vec![Matcher::eq("__name__", "a")]], 0, 10);
+        assert_eq!(only_a.len(), 1);
+        assert_eq!(
+            only_a[0].1.iter().map(|e| e.t_ms).collect::<Vec<_>>(),
+            vec![2, 4]
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! `--web.config.file`: TLS (rustls) and basic auth with bcrypt hashes, as
+//! Prometheus' exporter-toolkit does it.
+//!
+//! Basic auth: a bcrypt check costs tens of milliseconds, so successful
+//! checks are cached — keyed by the exact (user, password, stored hash)
+//! triple, so a wrong password can never hit the cache, and a changed hash
+//! invalidates it. The users are re-read when the file changes.
+
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Client-certificate policy (`client_auth_type`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// `NoClientCert`
+    None,
+    /// `RequestClientCert` / `VerifyClientCertIfGiven`: verified when presented.
+    Optional,
+    /// `RequireAnyClientCert` / `RequireAndVerifyClientCert`.
+    Required,
+}
+
+/// TLS settings of the listener.
+#[derive(Clone, Debug)]
+pub struct TlsSettings {
+    /// PEM certificate chain.
+    pub cert_file: PathBuf,
+    /// PEM private key.
+    pub key_file: PathBuf,
+    /// PEM CA bundle for client certificates.
+    pub client_ca_file: Option<PathBuf>,
+    /// Client-certificate policy.
+    pub client_auth: ClientAuth,
+    /// Refuse TLS 1.2 (min_version: TLS13).
+    pub tls13_only: bool,
+}
+
+fn read_pem_certs(p: &Path) -> anyhow::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    let data = std::fs::read(p).map_err(|e| anyhow::anyhow!("reading {}: {e}", p.display()))?;
+    let certs: Result<Vec<_>, _> = rustls_pemfile::certs(&mut &data[..]).collect();
+    let certs =
+        certs.map_err(|e| anyhow::anyhow!("parsing certificates in {}: {e}", p.display()))?;
+    if certs.is_empty() {
+        anyhow::bail!("no certificate found in {}", p.display());
+    }
+    Ok(certs)
+}
+
+/// Builds the rustls server configuration.
+pub fn tls_config(t: &TlsSettings) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let certs = read_pem_certs(&t.cert_file)?;
+    let key_data = std::fs::read(&t.key_file)
+        .map_err(|e| anyhow::anyhow!("reading {}: {e}", t.key_file.display()))?;
+    let key = rustls_pemfile::private_key(&mut &key_data[..])
+        .map_err(|e| anyhow::anyhow!("parsing key in {}: {e}", t.key_file.display()))?
+        .ok_or_else(|| anyhow::anyhow!("no private key found in {}", t.key_file.display()))?;
+    let versions: &[&'static rustls::SupportedProtocolVersion] = if t.tls13_only {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS12, &rustls::version::TLS13]
+    };
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_protocol_versions(versions)?;
+    let builder = match (&t.client_ca_file, t.client_auth) {
+        (_, ClientAuth::None) | (None, _) => builder.with_no_client_auth(),
+        (Some(ca), mode) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for c in read_pem_certs(ca)? {
+                roots.add(c)?;
+            }
+            let v = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            );
+            let v = if mode == ClientAuth::Optional {
+                v.allow_unauthenticated()
+            } else {
+                v
+            };
+            builder.with_client_cert_verifier(v.build()?)
+        }
+    };
+    let mut cfg = builder.with_single_cert(certs, key)?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// Serves `app` over TLS on `listener` until `shutdown` resolves.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    cfg: Arc<rustls::ServerConfig>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let acceptor = tokio_rustls::TlsAcceptor::from(cfg);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            _ = &mut shutdown => return,
+        };
+        let (acceptor, app) = (acceptor.clone(), app.clone());
+        tokio::spawn(async move {
+            let tls = match tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                acceptor.accept(tcp),
+            )
+            .await
+            {
+                Ok(Ok(s)) => s,
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => return,
+            };
+            let svc = hyper_util::service::TowerToHyperService::new(app);
+            let _ =
+                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new())
+                    .serve_connection(hyper_util::rt::TokioIo::new(tls), svc)
+                    .await;
+        });
+    }
+}
+
+/// Reads the users from the web config file.
+type LoadUsers = dyn Fn(&Path) -> anyhow::Result<HashMap<String, String>> + Send + Sync;
+
+/// User name → bcrypt hash.
+type Users = Arc<HashMap<String, String>>;
+
+/// Basic-auth users, re-read when the web config file changes.
+pub struct BasicAuth {
+    path: PathBuf,
+    state: Mutex<(Option<SystemTime>, Users)>,
+    load: Box<LoadUsers>,
+    cache: Mutex<HashSet<(String, String, String)>>,
+}
+
+impl BasicAuth {
+    /// Users from `path` through `load` (which validates the file).
+    pub fn new(
+        path: PathBuf,
+        load: impl Fn(&Path) -> anyhow::Result<HashMap<String, String>> + Send + Sync + 'static,
+    ) -> anyhow::Result<BasicAuth> {
+        let users = load(&path)?;
+        let mtime = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        Ok(BasicAuth {
+            path,
+            state: Mutex::new((mtime, Arc::new(users))),
+            load: Box::new(load),
+            cache: Mutex::new(HashSet::new()),
+        })
+    }
+
+    fn users(&self) -> Arc<HashMap<String, String>> {
+        let mtime = std::fs::metadata(&self.path)
+            .and_then(|m| m.modified())
+            .ok();
+        let mut st = self.state.lock();
+        if mtime != st.0 {
+            match (self.load)(&self.path) {
+                Ok(u) => {
+                    *st = (mtime, Arc::new(u));
+                    self.cache.lock().clear();
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "reloading web config failed; keeping the previous users")
+                }
+            }
+        }
+        st.1.clone()
+    }
+
+    /// Checks credentials (blocking: bcrypt).
+    pub fn check(&self, user: &str, password: &str) -> bool {
+        let users = self.users();
+        let Some(hash) = users.get(user) else {
+            return false;
+        };
+        let key = (user.to_string(), password.to_string(), hash.clone());
+        if self.cache.lock().contains(&key) {
+            return true;
+        }
+        let ok = bcrypt::verify(password, hash).unwrap_or(false);
+        if ok {
+            let mut c = self.cache.lock();
+            if c.len() > 10_000 {
+                c.clear();
+            }
+            c.insert(key);
+        }
+        ok
+    }
+
+    /// Whether any users are configured (no users: the API is open).
+    pub fn enabled(&self) -> bool {
+        !self.users().is_empty()
+    }
+}
+
+/// Axum middleware enforcing basic auth.
+pub async fn require_auth(
+    State(auth): State<Arc<BasicAuth>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    if !auth.enabled() {
+        return next.run(req).await;
+    }
+    let creds = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Basic "))
+        .and_then(|b| {
+            base64::engine::general_purpose::STANDARD
+                .decode(b.trim())
+                .ok()
+        })
+        .and_then(|d| String::from_utf8(d).ok())
+        .and_then(|s| {
+            s.split_once(':')
+                .map(|(u, p)| (u.to_string(), p.to_string()))
+        });
+    if let Some((user, pass)) = creds {
+        let a = auth.clone();
+        if tokio::task::spawn_blocking(move || a.check(&user, &pass))
+            .await
+            .unwrap_or(false)
+        {
+            return next.run(req).await;
+        }
+    }
+    (
+        StatusCode::UNAUTHORIZED,
+        [(header::WWW_AUTHENTICATE, "Basic")],
+        "Unauthorized\n",
+    )
+        .into_response()
+}

@@ -1,0 +1,179 @@
+//! Shared helpers for the integration tests: start the real `sonde` binary
+//! (or another server) on a free loopback port with a temporary data
+//! directory, wait until it is ready, and stop it when the handle drops.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running server process, killed on drop.
+pub struct Server {
+    pub child: Option<Child>,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub log: PathBuf,
+}
+
+impl Server {
+    /// Base URL.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// Sends SIGKILL and waits.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for a clean exit.
+    pub fn terminate(&mut self) -> bool {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline {
+                if let Ok(Some(st)) = c.try_wait() {
+                    return st.success();
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        false
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Starts sonde with `args` on a free port over data directory `dir`; waits for `/-/ready`.
+pub fn start_sonde(dir: &Path, args: &[&str]) -> Server {
+    let port = free_port();
+    let log = dir.join(format!("sonde-{port}.log"));
+    let child = Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let s = Server {
+        child: Some(child),
+        port,
+        dir: dir.to_path_buf(),
+        log,
+    };
+    wait_ready(&s.url("/-/ready"), Duration::from_secs(60), &s);
+    s
+}
+
+/// Polls `url` until it answers 200.
+pub fn wait_ready(url: &str, limit: Duration, s: &Server) {
+    let deadline = Instant::now() + limit;
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    while Instant::now() < deadline {
+        if let Ok(r) = client.get(url).send() {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!(
+        "server at {url} not ready within {limit:?}; log:\n{}",
+        s.log_text()
+    );
+}
+
+/// A blocking HTTP client with a timeout.
+pub fn client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+/// GETs a JSON API path and returns (status, body).
+pub fn get_json(s: &Server, path: &str) -> (u16, serde_json::Value) {
+    let r = client().get(s.url(path)).send().unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: not JSON ({e}): {text}")),
+    )
+}
+
+/// A node_exporter-like workload as remote-write input: `series` series, `samples` scrapes at 15 s from `start_ms`.
+pub fn workload(
+    series: usize,
+    samples: usize,
+    start_ms: i64,
+) -> Vec<sonde::remote::pb::SeriesInput> {
+    use sonde_engine::workload::{Workload, WorkloadConfig};
+    let mut w = Workload::new(WorkloadConfig {
+        series,
+        interval_ms: 15_000,
+        start_ms,
+        seed: 11,
+    });
+    let mut out: Vec<sonde::remote::pb::SeriesInput> =
+        (0..series).map(|i| (w.labels(i), Vec::new())).collect();
+    for _ in 0..samples {
+        let (t, vs) = w.next_scrape();
+        for (i, v) in vs.iter().enumerate() {
+            out[i].1.push((t, *v));
+        }
+    }
+    out
+}
+
+/// POSTs a remote-write 1.0 body (snappy-compressed) and returns (status, body text).
+pub fn remote_write(base: &str, series: &[sonde::remote::pb::SeriesInput]) -> (u16, String) {
+    let body = sonde::remote::compress_snappy(&sonde::remote::encode_write_v1(series));
+    post_write(base, body)
+}
+
+/// POSTs a raw remote-write body.
+pub fn post_write(base: &str, body: Vec<u8>) -> (u16, String) {
+    let r = client()
+        .post(format!("{base}/api/v1/write"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}

@@ -1,0 +1,288 @@
+//! The real binary: remote-write a workload, read it back exactly through
+//! series / labels / label values / federate / remote read; bad bodies get
+//! 400 with a message and the server keeps serving; SIGKILL and restart lose
+//! nothing acknowledged; Influx line protocol lands as `measurement_field`.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+const START: i64 = 1_700_000_000_000;
+
+fn series_count(s: &Server, sel: &str) -> usize {
+    let (code, v) = get_json(s, &format!("/api/v1/series?match[]={}", urlenc(sel)));
+    assert_eq!(code, 200, "{v}");
+    v["data"].as_array().unwrap().len()
+}
+
+fn urlenc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Labels and (timestamp, value bits) of one series read back.
+type ReadSeries = (Vec<(String, String)>, Vec<(i64, u64)>);
+
+/// Reads every sample of the matching series through remote read.
+fn remote_read(s: &Server, name: &str, start: i64, end: i64) -> Vec<ReadSeries> {
+    use prost::Message;
+    use sonde::remote::pb;
+    let req = pb::ReadRequest {
+        queries: vec![pb::Query {
+            start_timestamp_ms: start,
+            end_timestamp_ms: end,
+            matchers: vec![pb::LabelMatcher {
+                r#type: 0,
+                name: "__name__".into(),
+                value: name.into(),
+            }],
+            hints: None,
+        }],
+        accepted_response_types: vec![0],
+    };
+    let body = sonde::remote::compress_snappy(&req.encode_to_vec());
+    let r = client()
+        .post(s.url("/api/v1/read"))
+        .header("Content-Type", "application/x-protobuf")
+        .header("Content-Encoding", "snappy")
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let raw = sonde::remote::decompress_snappy(&r.bytes().unwrap(), 1 << 30).unwrap();
+    let resp = pb::ReadResponse::decode(&raw[..]).unwrap();
+    resp.results[0]
+        .timeseries
+        .iter()
+        .map(|ts| {
+            (
+                ts.labels
+                    .iter()
+                    .map(|l| (l.name.clone(), l.value.clone()))
+                    .collect(),
+                ts.samples
+                    .iter()
+                    .map(|s| (s.timestamp, s.value.to_bits()))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn remote_write_round_trip_bad_bodies_and_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = start_sonde(dir.path(), &["--storage.tsdb.wal-sync=always"]);
+    let base = s.url("");
+    let mut data = workload(300, 20, START);
+    // One series arrives with unsorted labels; it must be stored sorted.
+    data[0].0.reverse();
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    data[1].1.push((START + 20 * 15_000, stale));
+    let (code, body) = remote_write(&base, &data);
+    assert_eq!(code, 204, "{body}");
+
+    assert_eq!(series_count(&s, "{job=\"node\"}"), 300);
+    let (_, names) = get_json(&s, "/api/v1/label/__name__/values");
+    let mut want_names: Vec<String> = data
+        .iter()
+        .map(|(l, _)| l.iter().find(|(k, _)| k == "__name__").unwrap().1.clone())
+        .collect();
+    want_names.sort();
+    want_names.dedup();
+    assert_eq!(names["data"], serde_json::json!(want_names));
+    let (_, labels) = get_json(&s, "/api/v1/labels");
+    let labels: Vec<&str> = labels["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(
+        labels.contains(&"__name__") && labels.contains(&"instance") && labels.contains(&"job"),
+        "{labels:?}"
+    );
+
+    // Every sample comes back bit for bit through remote read, labels sorted.
+    for (l, samples) in data.iter().take(40) {
+        let name = &l.iter().find(|(k, _)| k == "__name__").unwrap().1;
+        let got = remote_read(&s, name, START, START + 3_600_000);
+        let mut sorted = l.clone();
+        sorted.sort();
+        let found = got
+            .iter()
+            .find(|(gl, _)| *gl == sorted)
+            .unwrap_or_else(|| panic!("series {sorted:?} missing"));
+        let want: Vec<(i64, u64)> = samples.iter().map(|(t, v)| (*t, v.to_bits())).collect();
+        assert_eq!(found.1, want);
+    }
+
+    // Federation: the newest sample of each series, text format.
+    let fed = client()
+        .get(s.url(&format!(
+            "/federate?match[]={}&time={}",
+            urlenc("{job=\"node\"}"),
+            (START + 19 * 15_000) / 1000
+        )))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert_eq!(
+        fed.lines().filter(|l| !l.starts_with('#')).count(),
+        300,
+        "{}",
+        &fed[..fed.len().min(500)]
+    );
+
+    // Bad bodies: 400 with a message, nothing stored, server keeps serving.
+    let mk = |labels: Vec<(&str, &str)>| {
+        vec![(
+            labels
+                .into_iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect::<Vec<_>>(),
+            vec![(START + 1_000_000, 1.0)],
+        )]
+    };
+    let big = "x".repeat(10 << 20);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "truncated snappy",
+            sonde::remote::compress_snappy(&sonde::remote::encode_write_v1(&data[..5]))[..20]
+                .to_vec(),
+        ),
+        (
+            "garbage protobuf",
+            sonde::remote::compress_snappy(b"\x0a\xff\xff\xff\xff\x0f garbage"),
+        ),
+        (
+            "empty label name",
+            sonde::remote::compress_snappy(&sonde::remote::encode_write_v1(&mk(vec![
+                ("__name__", "bad1"),
+                ("", "v"),
+            ]))),
+        ),
+        (
+            "empty label set",
+            sonde::remote::compress_snappy(&sonde::remote::encode_write_v1(&mk(vec![]))),
+        ),
+        (
+            "duplicate label names",
+            sonde::remote::compress_snappy(&sonde::remote::encode_write_v1(&mk(vec![
+                ("__name__", "bad2"),
+                ("a", "1"),
+                ("a", "2"),
+            ]))),
+        ),
+        (
+            "10 MB label value",
+            sonde::remote::compress_snappy(&sonde::remote::encode_write_v1(&mk(vec![
+                ("__name__", "bad3"),
+                ("a", &big),
+            ]))),
+        ),
+        (
+            "non-UTF-8 label name",
+            sonde::remote::compress_snappy(
+                b"\x0a\x12\x0a\x10\x0a\x08__name__\x12\x02ok\x0a\x02\xff\xfe",
+            ),
+        ),
+    ];
+    for (what, body) in cases {
+        let (code, msg) = post_write(&base, body);
+        assert_eq!(code, 400, "{what}: {msg}");
+        assert!(!msg.trim().is_empty(), "{what}: a message");
+        assert_eq!(
+            client().get(s.url("/-/ready")).send().unwrap().status(),
+            200,
+            "{what}: still serving"
+        );
+    }
+    for bad in ["bad1", "bad2", "bad3"] {
+        assert_eq!(series_count(&s, bad), 0, "{bad} stored");
+    }
+    // Out of order: 400, not retried; the valid samples of the request are written.
+    let mut ooo = vec![data[2].clone()];
+    ooo[0].1 = vec![(START, 42.0), (START + 30 * 15_000, 1.0)];
+    let (code, msg) = remote_write(&base, &ooo);
+    assert_eq!(code, 400, "{msg}");
+    assert!(
+        msg.contains("out of order") || msg.contains("duplicate"),
+        "{msg}"
+    );
+    // Wrong content type: 415.
+    let r = client()
+        .post(s.url("/api/v1/write"))
+        .header("Content-Type", "application/json")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
+    // SIGKILL and restart: everything acknowledged is there.
+    s.kill();
+    let s = start_sonde(dir.path(), &[]);
+    assert_eq!(series_count(&s, "{job=\"node\"}"), 300);
+    let name = &data[1].0.iter().find(|(k, _)| k == "__name__").unwrap().1;
+    let got = remote_read(&s, name, START, START + 3_600_000);
+    let mut sorted = data[1].0.clone();
+    sorted.sort();
+    let found = got.iter().find(|(gl, _)| *gl == sorted).unwrap();
+    assert_eq!(
+        found.1.last().unwrap().1,
+        0x7ff0_0000_0000_0002,
+        "the staleness marker survives"
+    );
+    assert_eq!(found.1.len(), 21);
+}
+
+#[test]
+fn influx_line_protocol_lands_as_measurement_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_sonde(dir.path(), &[]);
+    let body = "cpu,host=a,cpu=cpu0 usage_user=1.5,usage_system=2i 1700000000000000000\n\
+                cpu,host=b,cpu=cpu0 usage_user=3 1700000000\n\
+                mem,host=a used=10u,active=true 1700000000000000000\n";
+    let r = client()
+        .post(s.url("/api/v2/write?precision=ns"))
+        .body(body)
+        .send()
+        .unwrap();
+    // The second line has a seconds timestamp under ns precision: stored at 1700000000 ns (1700 ms), which is fine.
+    assert_eq!(r.status(), 204, "{}", r.text().unwrap());
+    assert_eq!(series_count(&s, "cpu_usage_user"), 2);
+    assert_eq!(series_count(&s, "cpu_usage_system"), 1);
+    assert_eq!(series_count(&s, "mem_active"), 1);
+    let (_, v) = get_json(
+        &s,
+        &format!(
+            "/api/v1/series?match[]={}",
+            urlenc("cpu_usage_user{host=\"a\"}")
+        ),
+    );
+    assert_eq!(
+        v["data"][0],
+        serde_json::json!({"__name__": "cpu_usage_user", "cpu": "cpu0", "host": "a"})
+    );
+    // A bad line is reported with its number; the good ones are written (v1 partial write).
+    let r = client()
+        .post(s.url("/write?precision=s"))
+        .body("disk,host=a free=1 1700000100\ndisk,host=a free= 1700000100\n")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().unwrap();
+    assert!(
+        err["error"].as_str().unwrap().contains("partial write"),
+        "{err}"
+    );
+    assert_eq!(series_count(&s, "disk_free"), 1);
+    let r = client()
+        .post(s.url("/api/v2/write?precision=fortnights"))
+        .body("x v=1")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+}
