@@ -1,8 +1,25 @@
 #!/usr/bin/env bash
-# Runs the whole test suite on a fresh machine, installing what it needs.
+# Runs the whole test suite on a fresh machine, installing what it needs:
+# Debian's prometheus (the reference server for differential tests) and
+# openssl (TLS test certificates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
-# Debug builds with optimised dependencies keep proptest and crash tests fast.
+
+need=()
+[ -x /usr/bin/prometheus ] || need+=(prometheus)
+command -v openssl >/dev/null || need+=(openssl)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "installing: ${need[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${need[@]}" >/dev/null
+  else
+    echo "missing ${need[*]}: run as root, or: sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
 cargo build --workspace --all-targets
 cargo test --workspace

@@ -177,3 +177,26 @@ pub fn post_write(base: &str, body: Vec<u8>) -> (u16, String) {
         .unwrap();
     (r.status().as_u16(), r.text().unwrap())
 }
+
+/// Starts Debian's Prometheus (2.42) with the remote-write receiver on a free port.
+/// Panics with the install command when it is missing: `scripts/test.sh` installs it.
+pub fn start_prometheus(dir: &Path) -> Server {
+    let bin = Path::new("/usr/bin/prometheus");
+    assert!(bin.exists(), "Prometheus is not installed: run scripts/test.sh (it runs `apt-get install -y prometheus`)");
+    let port = free_port();
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(&cfg, "global:\n  scrape_interval: 15s\n").unwrap();
+    let log = dir.join(format!("prometheus-{port}.log"));
+    let child = Command::new(bin)
+        .arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--storage.tsdb.path={}", dir.join("prom-data").display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg("--web.enable-remote-write-receiver")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let s = Server { child: Some(child), port, dir: dir.to_path_buf(), log };
+    wait_ready(&s.url("/-/ready"), Duration::from_secs(60), &s);
+    s
+}
