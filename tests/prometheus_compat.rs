@@ -37,17 +37,30 @@ fn metadata_api_matches_prometheus() {
     let (s, e) = (start / 1000, now / 1000);
     let paths = [
         format!("/api/v1/series?match[]={}", enc("{job=\"node\"}")),
-        format!("/api/v1/series?match[]={}&match[]={}", enc("node_load1"), enc("{__name__=~\"node_cpu.*\",mode!=\"idle\"}")),
-        format!("/api/v1/series?match[]={}&start={s}&end={e}", enc("{instance=~\"host-0[0-3].*\"}")),
+        format!(
+            "/api/v1/series?match[]={}&match[]={}",
+            enc("node_load1"),
+            enc("{__name__=~\"node_cpu.*\",mode!=\"idle\"}")
+        ),
+        format!(
+            "/api/v1/series?match[]={}&start={s}&end={e}",
+            enc("{instance=~\"host-0[0-3].*\"}")
+        ),
         format!("/api/v1/series?match[]={}&limit=7", enc("{job=\"node\"}")),
         "/api/v1/labels".to_string(),
-        format!("/api/v1/labels?match[]={}", enc("{__name__=~\"node_(cpu|memory).*\"}")),
+        format!(
+            "/api/v1/labels?match[]={}",
+            enc("{__name__=~\"node_(cpu|memory).*\"}")
+        ),
         format!("/api/v1/labels?start={s}&end={e}"),
         "/api/v1/label/__name__/values".to_string(),
         "/api/v1/label/instance/values".to_string(),
         "/api/v1/label/mode/values".to_string(),
         "/api/v1/label/path/values".to_string(),
-        format!("/api/v1/label/mode/values?match[]={}", enc("node_cpu_seconds_total")),
+        format!(
+            "/api/v1/label/mode/values?match[]={}",
+            enc("node_cpu_seconds_total")
+        ),
         "/api/v1/label/__name__/values?limit=5".to_string(),
         "/api/v1/label/does_not_exist/values".to_string(),
         format!("/api/v1/series?match[]={}", enc("nothing_here")),
@@ -60,7 +73,12 @@ fn metadata_api_matches_prometheus() {
         assert_eq!(c2, 200, "sonde {p}: {v2}");
         // Prometheus 2.42 returns series/labels sorted; compare as sets where order is not promised.
         let norm = |v: &Value| -> Vec<String> {
-            let mut x: Vec<String> = v["data"].as_array().unwrap().iter().map(|e| e.to_string()).collect();
+            let mut x: Vec<String> = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e.to_string())
+                .collect();
             x.sort();
             x
         };
@@ -80,9 +98,16 @@ fn metadata_api_matches_prometheus() {
     }
     assert_eq!(compared, paths.len());
     // Errors: both refuse a selector that matches everything, with bad_data.
-    for p in [format!("/api/v1/series?match[]={}", enc("{a=\"\"}")), "/api/v1/series".to_string()] {
+    for p in [
+        format!("/api/v1/series?match[]={}", enc("{a=\"\"}")),
+        "/api/v1/series".to_string(),
+    ] {
         let (c1, v1) = get_json(&prom, &p);
         let (c2, v2) = get_json(&sonde, &p);
-        assert_eq!((c1, v1["errorType"].clone()), (c2, v2["errorType"].clone()), "{p}: {v1} vs {v2}");
+        assert_eq!(
+            (c1, v1["errorType"].clone()),
+            (c2, v2["errorType"].clone()),
+            "{p}: {v1} vs {v2}"
+        );
     }
 }

@@ -72,6 +72,7 @@ impl Drop for Server {
 
 /// Starts sonde with `args` on a free port over data directory `dir`; waits for `/-/ready`.
 pub fn start_sonde(dir: &Path, args: &[&str]) -> Server {
+    std::fs::create_dir_all(dir).unwrap();
     let port = free_port();
     let log = dir.join(format!("sonde-{port}.log"));
     let child = Command::new(env!("CARGO_BIN_EXE_sonde"))
@@ -189,14 +190,22 @@ pub fn start_prometheus(dir: &Path) -> Server {
     let log = dir.join(format!("prometheus-{port}.log"));
     let child = Command::new(bin)
         .arg(format!("--config.file={}", cfg.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("prom-data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("prom-data").display()
+        ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg("--web.enable-remote-write-receiver")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let s = Server { child: Some(child), port, dir: dir.to_path_buf(), log };
+    let s = Server {
+        child: Some(child),
+        port,
+        dir: dir.to_path_buf(),
+        log,
+    };
     wait_ready(&s.url("/-/ready"), Duration::from_secs(60), &s);
     s
 }
