@@ -7,7 +7,8 @@ use std::path::PathBuf;
 #[test]
 fn committed_fuzz_inputs_do_not_panic() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
-    let targets: [(&str, fn(&[u8])); 3] = [
+    type Target = fn(&[u8]);
+    let targets: [(&str, Target); 3] = [
         ("remote_write", sonde::remote::fuzz_write),
         ("influx_line", sonde::influx::fuzz_parse),
         ("prometheus_config", sonde::config::fuzz_parse),
