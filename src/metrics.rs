@@ -334,6 +334,41 @@ impl Metrics {
                 "fsyncs of WAL segments.",
                 w.fsync_count() as f64,
             );
+            family(
+                &mut out,
+                "sonde_wal_fsync_duration_seconds",
+                "histogram",
+                "Latency of WAL segment fsyncs.",
+            );
+            let h = w.fsync_latency();
+            let mut cum = 0;
+            for (b, c) in h.bounds.iter().zip(&h.counts) {
+                cum += c;
+                sample(
+                    &mut out,
+                    "sonde_wal_fsync_duration_seconds_bucket",
+                    &format!("le=\"{}\"", fmt_value(*b)),
+                    cum as f64,
+                );
+            }
+            sample(
+                &mut out,
+                "sonde_wal_fsync_duration_seconds_bucket",
+                "le=\"+Inf\"",
+                h.count as f64,
+            );
+            sample(
+                &mut out,
+                "sonde_wal_fsync_duration_seconds_sum",
+                "",
+                h.sum_seconds,
+            );
+            sample(
+                &mut out,
+                "sonde_wal_fsync_duration_seconds_count",
+                "",
+                h.count as f64,
+            );
         }
         simple(
             &mut out,

@@ -13,7 +13,10 @@ fn enc(s: &str) -> String {
 #[test]
 fn admin_exemplars_status_and_gzip() {
     let dir = tempfile::tempdir().unwrap();
-    let s = start_sonde(dir.path(), &["--web.enable-admin-api"]);
+    let s = start_sonde(
+        dir.path(),
+        &["--web.enable-admin-api", "--storage.tsdb.wal-sync=always"],
+    );
     let now = chrono::Utc::now().timestamp_millis();
     let data = workload(50, 10, now - 200_000);
     assert_eq!(remote_write(&s.url(""), &data).0, 204);
@@ -152,4 +155,8 @@ fn admin_exemplars_status_and_gzip() {
     );
     assert!(m.contains("sonde_http_request_duration_seconds_bucket{handler=\"/api/v1/write\",code=\"204\",le=\"+Inf\"}"));
     assert!(m.contains("process_resident_memory_bytes"));
+    assert!(
+        m.contains("sonde_wal_fsync_duration_seconds_bucket{le=\"+Inf\"}"),
+        "fsync latency exported"
+    );
 }

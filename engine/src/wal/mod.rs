@@ -206,6 +206,7 @@ struct Inner {
     read_only_msg: Mutex<String>,
     fault: AtomicU8,
     fsyncs: AtomicU64,
+    fsync_latency: crate::histogram::LatencyHistogram,
     stop: Mutex<bool>,
     stop_cv: Condvar,
     checkpoint_lock: Mutex<()>,
@@ -558,11 +559,13 @@ impl Inner {
     /// fsyncs a segment; a failure makes the WAL read-only for good.
     fn fsync(&self, seg: &Segment) -> Result<()> {
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
+        let started = std::time::Instant::now();
         let res = if self.fault() == Some(Fault::FsyncEio) {
             Err(Error::io("fsync", &seg.path, os_err(libc::EIO)))
         } else {
             sync_file(&seg.file, &seg.path)
         };
+        self.fsync_latency.observe(started.elapsed());
         if let Err(e) = &res {
             tracing::error!(error = %e, "WAL fsync failed; the WAL is read-only from now on");
             let mut msg = self.read_only_msg.lock();
@@ -893,6 +896,7 @@ impl Wal {
             read_only_msg: Mutex::new(String::new()),
             fault: AtomicU8::new(0),
             fsyncs: AtomicU64::new(0),
+            fsync_latency: crate::histogram::LatencyHistogram::default(),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
             checkpoint_lock: Mutex::new(()),
@@ -1095,10 +1099,14 @@ impl Wal {
             .store(Fault::to_u8(fault), Ordering::Relaxed);
     }
 
-    /// Number of segment fsyncs issued since open (tests only).
-    #[doc(hidden)]
+    /// Number of segment fsyncs issued since open.
     pub fn fsync_count(&self) -> u64 {
         self.inner.fsyncs.load(Ordering::Relaxed)
+    }
+
+    /// Latency of segment fsyncs since open.
+    pub fn fsync_latency(&self) -> crate::histogram::HistogramSnapshot {
+        self.inner.fsync_latency.snapshot()
     }
 }
 
