@@ -138,6 +138,63 @@ impl MetadataStore {
     }
 }
 
+/// Maps the label bytes of pushed series to head series refs, so a known
+/// series is appended by ref without building an owned label set.
+///
+/// Keys are 128-bit xxh3 hashes of the sorted `name 0xff value 0xff` bytes
+/// (a collision is as likely as a random 128-bit match). A ref the head has
+/// garbage-collected fails with `UnknownSeriesRef`, and the caller falls back
+/// to the labels and refreshes the entry.
+pub struct SeriesCache {
+    shards: Vec<RwLock<std::collections::HashMap<u128, sonde_engine::SeriesRef>>>,
+    max_per_shard: usize,
+}
+
+impl SeriesCache {
+    /// A cache holding about `max` entries.
+    pub fn new(max: usize) -> Self {
+        SeriesCache {
+            shards: (0..16)
+                .map(|_| RwLock::new(std::collections::HashMap::new()))
+                .collect(),
+            max_per_shard: (max / 16).max(1),
+        }
+    }
+
+    /// The key of a label set given as (name, value) pairs in order.
+    pub fn key<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> u128 {
+        let mut h = xxhash_rust::xxh3::Xxh3::new();
+        for (n, v) in labels {
+            h.update(n.as_bytes());
+            h.update(&[0xff]);
+            h.update(v.as_bytes());
+            h.update(&[0xff]);
+        }
+        h.digest128()
+    }
+
+    fn shard(
+        &self,
+        key: u128,
+    ) -> &RwLock<std::collections::HashMap<u128, sonde_engine::SeriesRef>> {
+        &self.shards[(key as usize) % self.shards.len()]
+    }
+
+    /// The cached ref.
+    pub fn get(&self, key: u128) -> Option<sonde_engine::SeriesRef> {
+        self.shard(key).read().get(&key).copied()
+    }
+
+    /// Remembers a ref (a full shard is emptied first: a simple bound on memory).
+    pub fn insert(&self, key: u128, r: sonde_engine::SeriesRef) {
+        let mut s = self.shard(key).write();
+        if s.len() >= self.max_per_shard {
+            s.clear();
+        }
+        s.insert(key, r);
+    }
+}
+
 /// The storage side of the server.
 pub struct Storage {
     /// The engine.
@@ -146,6 +203,8 @@ pub struct Storage {
     pub exemplars: ExemplarStore,
     /// Metric metadata.
     pub metadata: MetadataStore,
+    /// Label bytes → series ref for push ingestion.
+    pub series_cache: SeriesCache,
 }
 
 impl Storage {
@@ -155,6 +214,7 @@ impl Storage {
             db: Arc::new(db),
             exemplars: ExemplarStore::new(max_exemplars),
             metadata: MetadataStore::default(),
+            series_cache: SeriesCache::new(4 << 20),
         }
     }
 }

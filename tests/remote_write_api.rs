@@ -286,3 +286,61 @@ fn influx_line_protocol_lands_as_measurement_field() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+/// A series dropped from the head (its data went to a block) is written
+/// again: the push path's series cache holds a stale ref and must fall back.
+#[test]
+fn series_written_again_after_head_gc() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_sonde(
+        dir.path(),
+        &[
+            "--storage.tsdb.min-block-duration=10s",
+            "--storage.tsdb.retention.time=0s",
+        ],
+    );
+    let a = |t: i64, v: f64| {
+        vec![(
+            vec![("__name__".to_string(), "gc_a".to_string())],
+            vec![(t, v)],
+        )]
+    };
+    let b = |t: i64| {
+        vec![(
+            vec![("__name__".to_string(), "gc_b".to_string())],
+            vec![(t, 1.0)],
+        )]
+    };
+    assert_eq!(remote_write(&s.url(""), &a(START, 1.0)).0, 204);
+    // Move the head far ahead so that gc_a's data is cut into a block and the series leaves the head.
+    for k in 1..=6 {
+        assert_eq!(remote_write(&s.url(""), &b(START + k * 10_000)).0, 204);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let m = client()
+            .get(s.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        if m.lines()
+            .any(|l| l.starts_with("sonde_head_series_removed_total") && !l.ends_with(" 0"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "gc_a never left the head:\n{m}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let (code, body) = remote_write(&s.url(""), &a(START + 60_000, 2.0));
+    assert_eq!(code, 204, "{body}");
+    let got = remote_read(&s, "gc_a", START, START + 100_000);
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].1,
+        vec![(START, 1f64.to_bits()), (START + 60_000, 2f64.to_bits())]
+    );
+}

@@ -116,6 +116,9 @@ pub enum Error {
     /// An earlier fsync failed: the WAL is read-only until restart.
     #[error("write-ahead log is read-only after a failed fsync: {0}")]
     ReadOnly(String),
+    /// A series ref that the head does not (or no longer) know.
+    #[error("unknown series ref {0}")]
+    UnknownSeriesRef(u64),
     /// The database has been closed.
     #[error("database is closed")]
     Closed,

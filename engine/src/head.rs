@@ -792,7 +792,7 @@ impl Appender {
         let s = self
             .head
             .series_by_ref(sref)
-            .ok_or_else(|| Error::InvalidLabels(format!("unknown series ref {sref}")))?;
+            .ok_or(Error::UnknownSeriesRef(sref))?;
         self.push(s, t, v)
     }
 

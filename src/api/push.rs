@@ -130,21 +130,24 @@ fn append(
     out: &mut Outcome,
     st: &AppState,
 ) {
-    use sonde_engine::Error as E;
     match app.append(labels, t, v) {
         Ok(_) => out.samples += 1,
-        Err(e) => {
-            let reason = match &e {
-                E::OutOfOrder { .. } => "out_of_order",
-                E::TooOld { .. } => "too_old",
-                E::DuplicateSample { .. } => "duplicate",
-                E::OutOfBounds { .. } => "out_of_bounds",
-                _ => "invalid",
-            };
-            st.metrics.rejected_samples.add(&[("reason", reason)], 1);
-            out.reject(e.to_string());
-        }
+        Err(e) => rejected(e, out, st),
     }
+}
+
+/// Counts a refused sample by reason and keeps the first message.
+fn rejected(e: sonde_engine::Error, out: &mut Outcome, st: &AppState) {
+    use sonde_engine::Error as E;
+    let reason = match &e {
+        E::OutOfOrder { .. } => "out_of_order",
+        E::TooOld { .. } => "too_old",
+        E::DuplicateSample { .. } => "duplicate",
+        E::OutOfBounds { .. } => "out_of_bounds",
+        _ => "invalid",
+    };
+    st.metrics.rejected_samples.add(&[("reason", reason)], 1);
+    out.reject(e.to_string());
 }
 
 /// `POST /api/v1/write`
@@ -236,6 +239,32 @@ fn ingest_write(
     let mut out = Outcome::default();
     let decoded = {
         let mut each = |s: &remote::SeriesRef<'_>| -> Result<(), RemoteError> {
+            // Known series go by ref; the owned label set is built only for new
+            // ones and for exemplars/metadata, which need it.
+            let key = crate::storage::SeriesCache::key(s.labels().iter().copied());
+            let needs_labels = s.exemplars().len() > 0 || s.metadata().is_some();
+            let mut samples = s.samples();
+            if let Some(r) = storage.series_cache.get(key) {
+                let mut stale = false;
+                for (i, &(t, v)) in samples.iter().enumerate() {
+                    match app.append_ref(r, t, v) {
+                        Ok(()) => out.samples += 1,
+                        Err(sonde_engine::Error::UnknownSeriesRef(_)) => {
+                            samples = &samples[i..];
+                            stale = true;
+                            break;
+                        }
+                        Err(e) => rejected(e, &mut out, st),
+                    }
+                }
+                if !stale && !needs_labels {
+                    out.histograms += s.histograms() as u64;
+                    return Ok(());
+                }
+                if !stale {
+                    samples = &[];
+                }
+            }
             let labels = match Labels::new(s.labels().iter().copied()) {
                 Ok(l) => l,
                 Err(e) => {
@@ -243,8 +272,14 @@ fn ingest_write(
                     return Ok(());
                 }
             };
-            for &(t, v) in s.samples() {
-                append(&mut app, &labels, t, v, &mut out, st);
+            for &(t, v) in samples {
+                match app.append(&labels, t, v) {
+                    Ok(r) => {
+                        out.samples += 1;
+                        storage.series_cache.insert(key, r);
+                    }
+                    Err(e) => rejected(e, &mut out, st),
+                }
             }
             out.histograms += s.histograms() as u64;
             for e in s.exemplars() {
