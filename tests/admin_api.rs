@@ -74,6 +74,10 @@ fn admin_exemplars_status_and_gzip() {
     let (_, v) = get_json(&s, "/api/v1/status/tsdb?limit=3");
     assert_eq!(v["data"]["headStats"]["numSeries"], 51);
     assert_eq!(
+        v["data"]["headStats"]["chunkCount"], 51,
+        "one open chunk per series"
+    );
+    assert_eq!(
         v["data"]["seriesCountByMetricName"]
             .as_array()
             .unwrap()

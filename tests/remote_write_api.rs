@@ -344,3 +344,59 @@ fn series_written_again_after_head_gc() {
         vec![(START, 1f64.to_bits()), (START + 60_000, 2f64.to_bits())]
     );
 }
+
+/// Remote write 2.0 (symbol table, label refs) with the response headers the spec requires.
+#[test]
+fn remote_write_v2_and_form_posts() {
+    use prost::Message;
+    use sonde::remote::pb::v2;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_sonde(dir.path(), &[]);
+    let req = v2::Request {
+        symbols: vec![
+            "".into(),
+            "__name__".into(),
+            "v2_metric".into(),
+            "job".into(),
+            "api".into(),
+        ],
+        timeseries: vec![v2::TimeSeries {
+            labels_refs: vec![1, 2, 3, 4],
+            samples: vec![sonde::remote::pb::Sample {
+                value: 7.0,
+                timestamp: START,
+            }],
+            ..Default::default()
+        }],
+    };
+    let r = client()
+        .post(s.url("/api/v1/write"))
+        .header(
+            "Content-Type",
+            "application/x-protobuf;proto=io.prometheus.write.v2.Request",
+        )
+        .header("Content-Encoding", "snappy")
+        .header("X-Prometheus-Remote-Write-Version", "2.0.0")
+        .body(sonde::remote::compress_snappy(&req.encode_to_vec()))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(
+        r.headers()
+            .get("x-prometheus-remote-write-samples-written")
+            .unwrap(),
+        "1"
+    );
+    // Form-encoded POST, as Grafana sends it, with match[] in the body.
+    let r = client()
+        .post(s.url("/api/v1/series"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("match[]={}", urlenc("{job=\"api\"}")))
+        .send()
+        .unwrap();
+    let v: Value = r.json().unwrap();
+    assert_eq!(
+        v["data"],
+        serde_json::json!([{"__name__": "v2_metric", "job": "api"}])
+    );
+}

@@ -383,6 +383,11 @@ impl Db {
         &self.inner.counters
     }
 
+    /// Chunks in the head (walks every series: for status pages, not hot paths).
+    pub fn head_chunk_count(&self) -> usize {
+        self.inner.head.chunk_count()
+    }
+
     /// (label name, label value, series count) for every pair in the head (cardinality statistics).
     pub fn head_label_pairs(&self) -> Vec<(String, String, usize)> {
         self.inner.head.pair_counts()

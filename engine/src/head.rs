@@ -489,6 +489,17 @@ impl Head {
         self.postings.read().values(name)
     }
 
+    /// Chunks held by the head (closed and open ones).
+    pub(crate) fn chunk_count(&self) -> usize {
+        self.all_series()
+            .iter()
+            .map(|s| {
+                let d = s.data.lock();
+                d.chunks.len() + usize::from(!d.open.is_empty())
+            })
+            .sum()
+    }
+
     pub(crate) fn pair_counts(&self) -> Vec<(String, String, usize)> {
         self.postings.read().pair_counts()
     }

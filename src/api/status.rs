@@ -52,11 +52,6 @@ pub async fn runtimeinfo(State(st): State<Arc<AppState>>) -> ApiResult {
         "reloadConfigSuccess": ok,
         "lastConfigTime": rfc3339(when),
         "corruptionCount": st.storage().map(|s| s.db.counters().quarantined.load(std::sync::atomic::Ordering::Relaxed)).unwrap_or(0),
-        "goroutineCount": 0,
-        "GOMAXPROCS": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-        "GOMEMLIMIT": 0,
-        "GOGC": "",
-        "GODEBUG": "",
         "storageRetention": retention,
         "headSeries": series,
         "blocks": blocks,
@@ -140,7 +135,7 @@ pub async fn tsdb(
     } else {
         (0, 0)
     };
-    let chunks: u64 = 0;
+    let chunks = db.head_chunk_count();
     Ok(ApiOk::new(json!({
         "headStats": {"numSeries": stats.head_series, "numLabelPairs": pairs.len(), "chunkCount": chunks, "minTime": min_t, "maxTime": max_t},
         "seriesCountByMetricName": top(&mut by_metric),
