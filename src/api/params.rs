@@ -59,6 +59,20 @@ impl Params {
         }
     }
 
+    /// `start` and `end` (defaulting to the beginning and end of time), with end >= start.
+    pub fn range(&self) -> Result<(i64, i64), ApiError> {
+        let (start, end) = (
+            self.time("start", MIN_TIME_MS)?,
+            self.time("end", MAX_TIME_MS)?,
+        );
+        if end < start {
+            return Err(ApiError::bad_data(
+                "end timestamp must not be before start time",
+            ));
+        }
+        Ok((start, end))
+    }
+
     /// A non-negative integer limit (0 = unlimited).
     pub fn limit(&self) -> Result<usize, ApiError> {
         match self.get("limit") {

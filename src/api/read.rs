@@ -38,16 +38,8 @@ pub async fn series(
     if sets.is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
-    let (start, end, limit) = (
-        p.time("start", MIN_TIME_MS)?,
-        p.time("end", MAX_TIME_MS)?,
-        p.limit()?,
-    );
-    if end < start {
-        return Err(ApiError::bad_data(
-            "end timestamp must not be before start time",
-        ));
-    }
+    let (start, end) = p.range()?;
+    let limit = p.limit()?;
     let db = st.storage()?.db.clone();
     tokio::task::spawn_blocking(move || {
         let q = db.querier(start, end)?;
@@ -79,29 +71,44 @@ pub async fn labels(
     body: Bytes,
 ) -> ApiResult {
     let p = params(&method, &uri, &headers, &body);
+    index_strings(&st, &p, |q, ms| q.label_names(ms)).await
+}
+
+/// `GET /api/v1/label/<name>/values`
+pub async fn label_values(
+    State(st): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult {
+    let p = params(&method, &uri, &headers, &body);
+    let name = unescape_label_name(&name)?;
+    index_strings(&st, &p, move |q, ms| q.label_values(&name, ms)).await
+}
+
+/// Label names or values from the index: the union over every `match[]`
+/// set (or all series without one), sorted, cut at `limit` with a warning.
+async fn index_strings(
+    st: &AppState,
+    p: &super::Params,
+    f: impl Fn(&sonde_engine::Querier, &[Matcher]) -> sonde_engine::Result<Vec<String>> + Send + 'static,
+) -> ApiResult {
     let sets = p.matchers()?;
-    let (start, end, limit) = (
-        p.time("start", MIN_TIME_MS)?,
-        p.time("end", MAX_TIME_MS)?,
-        p.limit()?,
-    );
-    if end < start {
-        return Err(ApiError::bad_data(
-            "end timestamp must not be before start time",
-        ));
-    }
+    let (start, end) = p.range()?;
+    let limit = p.limit()?;
     let db = st.storage()?.db.clone();
     tokio::task::spawn_blocking(move || {
         let q = db.querier(start, end)?;
-        let mut names: BTreeSet<String> = BTreeSet::new();
+        let mut out: BTreeSet<String> = BTreeSet::new();
         if sets.is_empty() {
-            names.extend(q.label_names(&[])?);
-        } else {
-            for ms in &sets {
-                names.extend(q.label_names(ms)?);
-            }
+            out.extend(f(&q, &[])?);
         }
-        Ok(limited(names, limit))
+        for ms in &sets {
+            out.extend(f(&q, ms)?);
+        }
+        Ok(limited(out, limit))
     })
     .await
     .map_err(|e| ApiError::internal(e.to_string()))?
@@ -119,45 +126,6 @@ fn limited(set: BTreeSet<String>, limit: usize) -> ApiOk {
     } else {
         ok
     }
-}
-
-/// `GET /api/v1/label/<name>/values`
-pub async fn label_values(
-    State(st): State<Arc<AppState>>,
-    Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let p = params(&method, &uri, &headers, &body);
-    let name = unescape_label_name(&name)?;
-    let sets = p.matchers()?;
-    let (start, end, limit) = (
-        p.time("start", MIN_TIME_MS)?,
-        p.time("end", MAX_TIME_MS)?,
-        p.limit()?,
-    );
-    if end < start {
-        return Err(ApiError::bad_data(
-            "end timestamp must not be before start time",
-        ));
-    }
-    let db = st.storage()?.db.clone();
-    tokio::task::spawn_blocking(move || {
-        let q = db.querier(start, end)?;
-        let mut values: BTreeSet<String> = BTreeSet::new();
-        if sets.is_empty() {
-            values.extend(q.label_values(&name, &[])?);
-        } else {
-            for ms in &sets {
-                values.extend(q.label_values(&name, ms)?);
-            }
-        }
-        Ok(limited(values, limit))
-    })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
 }
 
 /// `GET|POST /api/v1/query_exemplars`: exemplars of the series the query's selectors name.

@@ -1,6 +1,5 @@
 //! Status, admin and lifecycle endpoints.
 
-use super::params::{MAX_TIME_MS, MIN_TIME_MS};
 use super::{params, ApiError, ApiOk, ApiResult, ErrorType};
 use crate::server::AppState;
 use axum::body::Bytes;
@@ -171,7 +170,7 @@ pub async fn delete_series(
     if sets.is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
-    let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
+    let (start, end) = p.range()?;
     let db = st.storage()?.db.clone();
     tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
         for ms in &sets {
