@@ -146,38 +146,67 @@ impl MetadataStore {
 /// garbage-collected fails with `UnknownSeriesRef`, and the caller falls back
 /// to the labels and refreshes the entry.
 pub struct SeriesCache {
-    shards: Vec<RwLock<std::collections::HashMap<u128, sonde_engine::SeriesRef>>>,
+    shards: Vec<RwLock<KeyMap>>,
     max_per_shard: usize,
+}
+
+/// The keys are already uniform 128-bit hashes: use their low bits as is.
+#[derive(Default, Clone, Copy)]
+pub struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u128(&mut self, x: u128) {
+        self.0 = x as u64;
+    }
+}
+
+type KeyMap = std::collections::HashMap<
+    u128,
+    sonde_engine::SeriesRef,
+    std::hash::BuildHasherDefault<KeyHasher>,
+>;
+
+thread_local! {
+    static KEY_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl SeriesCache {
     /// A cache holding about `max` entries.
     pub fn new(max: usize) -> Self {
         SeriesCache {
-            shards: (0..16)
-                .map(|_| RwLock::new(std::collections::HashMap::new()))
-                .collect(),
+            shards: (0..16).map(|_| RwLock::new(KeyMap::default())).collect(),
             max_per_shard: (max / 16).max(1),
         }
     }
 
     /// The key of a label set given as (name, value) pairs in order.
     pub fn key<'a>(labels: impl IntoIterator<Item = (&'a str, &'a str)>) -> u128 {
-        let mut h = xxhash_rust::xxh3::Xxh3::new();
-        for (n, v) in labels {
-            h.update(n.as_bytes());
-            h.update(&[0xff]);
-            h.update(v.as_bytes());
-            h.update(&[0xff]);
-        }
-        h.digest128()
+        // One-shot hashing of a contiguous copy is several times faster than
+        // feeding the streaming hasher piece by piece.
+        KEY_BUF.with(|b| {
+            let mut b = b.borrow_mut();
+            b.clear();
+            for (n, v) in labels {
+                b.extend_from_slice(n.as_bytes());
+                b.push(0xff);
+                b.extend_from_slice(v.as_bytes());
+                b.push(0xff);
+            }
+            xxhash_rust::xxh3::xxh3_128(&b)
+        })
     }
 
-    fn shard(
-        &self,
-        key: u128,
-    ) -> &RwLock<std::collections::HashMap<u128, sonde_engine::SeriesRef>> {
-        &self.shards[(key as usize) % self.shards.len()]
+    fn shard(&self, key: u128) -> &RwLock<KeyMap> {
+        // The high half picks the shard, the low half hashes within it.
+        &self.shards[((key >> 64) as usize) % self.shards.len()]
     }
 
     /// The cached ref.

@@ -109,12 +109,36 @@ impl SeriesData {
     }
 }
 
+/// Hashes integer keys (series refs, label-set hashes) with one multiply
+/// instead of SipHash: the keys are not attacker-chosen (refs are ours,
+/// label hashes are xxh3), and the lookups sit on the append path.
+#[derive(Default, Clone, Copy)]
+pub(crate) struct IntHasher(u64);
+
+impl std::hash::Hasher for IntHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        // Fibonacci hashing: spreads sequential refs over the high bits hashbrown uses.
+        self.0 = (self.0 ^ x).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A map keyed by integers, hashed with [`IntHasher`].
+pub(crate) type IntMap<V> = HashMap<u64, V, std::hash::BuildHasherDefault<IntHasher>>;
+
 /// One stripe of the labels-hash index: nearly every hash has one series,
 /// so that case costs one map entry; collisions go to a side table.
 #[derive(Default)]
 struct HashStripe {
-    one: HashMap<u64, Arc<MemSeries>>,
-    more: HashMap<u64, Vec<Arc<MemSeries>>>,
+    one: IntMap<Arc<MemSeries>>,
+    more: IntMap<Vec<Arc<MemSeries>>>,
 }
 
 impl HashStripe {
@@ -197,7 +221,7 @@ pub struct HeadCounters {
 /// The head.
 pub(crate) struct Head {
     pub opts: HeadOptions,
-    by_ref: Vec<RwLock<HashMap<SeriesRef, Arc<MemSeries>>>>,
+    by_ref: Vec<RwLock<IntMap<Arc<MemSeries>>>>,
     by_hash: Vec<RwLock<HashStripe>>,
     postings: RwLock<MemPostings>,
     interner: Mutex<HashSet<Arc<str>>>,
@@ -214,7 +238,9 @@ impl Head {
     pub(crate) fn new(opts: HeadOptions) -> Head {
         Head {
             opts,
-            by_ref: (0..STRIPES).map(|_| RwLock::new(HashMap::new())).collect(),
+            by_ref: (0..STRIPES)
+                .map(|_| RwLock::new(IntMap::default()))
+                .collect(),
             by_hash: (0..STRIPES)
                 .map(|_| RwLock::new(HashStripe::default()))
                 .collect(),
@@ -777,7 +803,7 @@ fn in_chunks(d: &SeriesData, t: i64) -> bool {
 pub struct Appender {
     head: Arc<Head>,
     samples: Vec<(Arc<MemSeries>, i64, f64)>,
-    pending_last: HashMap<SeriesRef, (i64, f64)>,
+    pending_last: IntMap<(i64, f64)>,
 }
 
 impl Appender {
@@ -785,7 +811,7 @@ impl Appender {
         Appender {
             head,
             samples: Vec::new(),
-            pending_last: HashMap::new(),
+            pending_last: IntMap::default(),
         }
     }
 
