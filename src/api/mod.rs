@@ -15,7 +15,7 @@ mod status;
 use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
@@ -163,18 +163,28 @@ impl IntoResponse for ApiOk {
 /// What handlers return.
 pub type ApiResult = Result<ApiOk, ApiError>;
 
-/// Reads GET query parameters and, for form-encoded POSTs, the body.
-pub(crate) fn params(method: &Method, uri: &Uri, headers: &HeaderMap, body: &Bytes) -> Params {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    let body = if *method == Method::POST && is_form {
-        Some(&body[..])
-    } else {
-        None
-    };
-    Params::new(uri.query(), body)
+/// Extracts [`Params`]: the query string and, for form-encoded POSTs, the body.
+impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let query = req.uri().query().map(str::to_string);
+        let is_post = req.method() == Method::POST;
+        let body = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::bad_data(format!("reading request body: {e}")))?;
+        let body = if is_post && is_form {
+            Some(&body[..])
+        } else {
+            None
+        };
+        Ok(Params::new(query.as_deref(), body))
+    }
 }
 
 /// Largest form body accepted on API endpoints.

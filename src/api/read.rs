@@ -2,12 +2,11 @@
 //! except `/federate`): series, labels, label values, exemplars, metadata.
 
 use super::params::{unescape_label_name, MAX_TIME_MS, MIN_TIME_MS};
-use super::{params, ApiError, ApiOk, ApiResult};
+use super::{ApiError, ApiOk, ApiResult};
 use crate::api::format::{format_value, timestamp_json};
 use crate::server::AppState;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, Method, Uri};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use sonde_engine::{Labels, Matcher};
@@ -26,14 +25,7 @@ pub(crate) fn labels_json(l: &Labels) -> Value {
 const TRUNCATED: &str = "results truncated due to limit";
 
 /// `GET|POST /api/v1/series`
-pub async fn series(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let p = params(&method, &uri, &headers, &body);
+pub async fn series(State(st): State<Arc<AppState>>, p: super::Params) -> ApiResult {
     let sets = p.matchers()?;
     if sets.is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
@@ -63,14 +55,7 @@ pub async fn series(
 }
 
 /// `GET|POST /api/v1/labels`
-pub async fn labels(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let p = params(&method, &uri, &headers, &body);
+pub async fn labels(State(st): State<Arc<AppState>>, p: super::Params) -> ApiResult {
     index_strings(&st, &p, |q, ms| q.label_names(ms)).await
 }
 
@@ -78,12 +63,8 @@ pub async fn labels(
 pub async fn label_values(
     State(st): State<Arc<AppState>>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    p: super::Params,
 ) -> ApiResult {
-    let p = params(&method, &uri, &headers, &body);
     let name = unescape_label_name(&name)?;
     index_strings(&st, &p, move |q, ms| q.label_values(&name, ms)).await
 }
@@ -129,14 +110,7 @@ fn limited(set: BTreeSet<String>, limit: usize) -> ApiOk {
 }
 
 /// `GET|POST /api/v1/query_exemplars`: exemplars of the series the query's selectors name.
-pub async fn exemplars(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let p = params(&method, &uri, &headers, &body);
+pub async fn exemplars(State(st): State<Arc<AppState>>, p: super::Params) -> ApiResult {
     let query = p.get("query").unwrap_or("").to_string();
     // Grafana probes with millisecond timestamps; any finite float is accepted.
     let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
@@ -198,14 +172,7 @@ fn collect_selectors(
 }
 
 /// `GET /api/v1/metadata`
-pub async fn metadata(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let p = params(&method, &uri, &headers, &body);
+pub async fn metadata(State(st): State<Arc<AppState>>, p: super::Params) -> ApiResult {
     let parse = |k: &str| -> Result<usize, ApiError> {
         match p.get(k) {
             None | Some("") => Ok(0),
@@ -224,14 +191,8 @@ pub async fn metadata(
 
 /// `GET /federate`: the newest sample of each matching series within the
 /// lookback window, in the text exposition format, external labels added.
-pub async fn federate(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match federate_inner(st, params(&method, &uri, &headers, &body)).await {
+pub async fn federate(State(st): State<Arc<AppState>>, p: super::Params) -> Response {
+    match federate_inner(st, p).await {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

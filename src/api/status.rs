@@ -1,10 +1,9 @@
 //! Status, admin and lifecycle endpoints.
 
-use super::{params, ApiError, ApiOk, ApiResult, ErrorType};
+use super::{ApiError, ApiOk, ApiResult, ErrorType};
 use crate::server::AppState;
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, Method, StatusCode, Uri};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -78,14 +77,7 @@ pub async fn walreplay(State(st): State<Arc<AppState>>) -> ApiResult {
 }
 
 /// `GET /api/v1/status/tsdb`: head cardinality statistics (`limit`, default 10).
-pub async fn tsdb(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
-    let p = params(&method, &uri, &headers, &body);
+pub async fn tsdb(State(st): State<Arc<AppState>>, p: super::Params) -> ApiResult {
     let limit =
         match p.get("limit") {
             None | Some("") => 10,
@@ -159,13 +151,9 @@ fn no_content() -> Response {
 /// `POST|PUT /api/v1/admin/tsdb/delete_series` → 204.
 pub async fn delete_series(
     State(st): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    p: super::Params,
 ) -> Result<Response, ApiError> {
     admin_enabled(&st)?;
-    let p = params(&method, &uri, &headers, &body);
     let sets = p.matchers()?;
     if sets.is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
@@ -194,15 +182,8 @@ pub async fn clean_tombstones(State(st): State<Arc<AppState>>) -> Result<Respons
 }
 
 /// `POST|PUT /api/v1/admin/tsdb/snapshot?skip_head=` → `{"name": ...}` under `<data>/snapshots/`.
-pub async fn snapshot(
-    State(st): State<Arc<AppState>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> ApiResult {
+pub async fn snapshot(State(st): State<Arc<AppState>>, p: super::Params) -> ApiResult {
     admin_enabled(&st)?;
-    let p = params(&method, &uri, &headers, &body);
     let skip_head = match p.get("skip_head") {
         None | Some("") | Some("false") => false,
         Some("true") => true,
