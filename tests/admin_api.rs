@@ -132,6 +132,17 @@ fn admin_exemplars_status_and_gzip() {
     let name = v["data"]["name"].as_str().unwrap();
     assert!(dir.path().join("data/snapshots").join(name).is_dir());
 
+    // A form body over the limit: 413 in the JSON envelope.
+    let huge = format!("match[]={}", "a".repeat(20 << 20));
+    let r = client()
+        .post(s.url("/api/v1/series"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(huge)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(r.json::<serde_json::Value>().unwrap()["status"], "error");
+
     // Responses are gzipped on request.
     let r = client()
         .get(s.url("/api/v1/label/__name__/values"))

@@ -45,6 +45,8 @@ pub enum ErrorType {
     NotFound,
     /// 406
     NotAcceptable,
+    /// 413 (a request body over the limit; reported as `bad_data`)
+    TooLarge,
 }
 
 impl ErrorType {
@@ -58,6 +60,7 @@ impl ErrorType {
             ErrorType::Unavailable => "unavailable",
             ErrorType::NotFound => "not_found",
             ErrorType::NotAcceptable => "not_acceptable",
+            ErrorType::TooLarge => "bad_data",
         }
     }
 
@@ -70,6 +73,7 @@ impl ErrorType {
             ErrorType::Internal | ErrorType::Unavailable => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorType::NotFound => StatusCode::NOT_FOUND,
             ErrorType::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
+            ErrorType::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 }
@@ -177,7 +181,14 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
         let is_post = req.method() == Method::POST;
         let body = Bytes::from_request(req, state)
             .await
-            .map_err(|e| ApiError::bad_data(format!("reading request body: {e}")))?;
+            .map_err(|e| ApiError {
+                kind: if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ErrorType::TooLarge
+                } else {
+                    ErrorType::BadData
+                },
+                message: format!("reading request body: {e}"),
+            })?;
         let body = if is_post && is_form {
             Some(&body[..])
         } else {
@@ -244,7 +255,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/-/ready", any(status::ready))
         .route("/-/reload", post(status::reload).put(status::reload))
         .route("/-/quit", post(status::quit).put(status::quit))
-        .fallback(not_found);
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_FORM_BODY));
     api.layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .layer(tower_http::compression::CompressionLayer::new().gzip(true))
         .with_state(state)
