@@ -9,11 +9,16 @@
 //! blocking sender per shard, and reports ingest samples/s and server
 //! CPU-seconds (utime+stime from `/proc/<pid>/stat`) per million samples.
 //!
+//! With `--restart`, each server is then crashed (SIGKILL once every series is
+//! queryable) and started again on the same data dir and port, and the time
+//! until it is ready and until every series answers again is measured.
+//!
 //! Run: `scripts/bench-remote-write.sh [flags]` or
 //! `cargo run --release --example remote_write_bench -- --help`.
 #![allow(missing_docs)]
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
 use std::io::Read as _;
 use std::net::TcpListener;
@@ -80,6 +85,14 @@ struct Args {
     /// (< 5% of a core over 1 s), at most this many seconds.
     #[arg(long, default_value_t = 10)]
     settle_secs: u64,
+    /// After the push, crash each server (SIGKILL once every series is
+    /// queryable), start it again on the same data dir and port, and measure
+    /// the time until it is ready and until every series answers again.
+    #[arg(long)]
+    restart: bool,
+    /// Upper bound on each wait of the restart measurement, in seconds.
+    #[arg(long, default_value_t = 300)]
+    restart_timeout_secs: u64,
 }
 
 /// The pre-encoded workload: one request queue per shard.
@@ -221,6 +234,9 @@ struct Server {
     child: Child,
     base: String,
     log: PathBuf,
+    /// Canonical binary and arguments, to start it again after a crash.
+    bin: PathBuf,
+    args: Vec<OsString>,
     stop_timeout: Duration,
     // Dropped after `Drop::drop` has stopped the process.
     _dir: tempfile::TempDir,
@@ -254,32 +270,43 @@ impl Server {
                     .arg("--web.enable-remote-write-receiver");
             }
             Kind::Victoria => {
+                // Raise the result limits (30k series from /api/v1/series,
+                // 300k per query by default) so large runs can be verified.
                 cmd.arg(format!("-storageDataPath={}", data.display()))
-                    .arg(format!("-httpListenAddr={addr}"));
+                    .arg(format!("-httpListenAddr={addr}"))
+                    .arg("-search.maxSeries=100000000")
+                    .arg("-search.maxUniqueTimeseries=100000000");
             }
         }
-        let out = fs::File::create(&log)?;
-        let err = out.try_clone()?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .current_dir(dir.path());
-        let args: Vec<String> = cmd
-            .get_args()
-            .map(|s| s.to_string_lossy().into_owned())
-            .collect();
-        println!("  start: {} {}", bin.display(), args.join(" "));
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("spawning {}", bin.display()))?;
+        let args: Vec<OsString> = cmd.get_args().map(|s| s.to_owned()).collect();
+        let child = spawn_logged(bin, &args, dir.path(), &log)?;
         Ok(Server {
             kind,
             child,
             base: format!("http://{addr}"),
             log,
+            bin: bin.clone(),
+            args,
             stop_timeout: Duration::from_secs(30),
             _dir: dir,
         })
+    }
+
+    /// Crashes the server (SIGKILL: no graceful shutdown) and starts it again
+    /// with the same arguments, so on the same data dir and port; returns the
+    /// instant of the new spawn.
+    fn crash_and_restart(&mut self) -> Result<Instant> {
+        self.child.kill().context("SIGKILL")?;
+        let st = self.child.wait()?;
+        println!("  killed pid {} with SIGKILL ({st})", self.child.id());
+        let dir = self
+            .log
+            .parent()
+            .ok_or_else(|| anyhow!("log has no parent"))?
+            .to_path_buf();
+        let t0 = Instant::now();
+        self.child = spawn_logged(&self.bin, &self.args, &dir, &self.log)?;
+        Ok(t0)
     }
 
     fn pid(&self) -> u32 {
@@ -346,6 +373,25 @@ impl Server {
     }
 }
 
+/// Spawns `bin args` in `dir`, appending stdout and stderr to `log`.
+fn spawn_logged(bin: &Path, args: &[OsString], dir: &Path, log: &Path) -> Result<Child> {
+    let out = fs::OpenOptions::new().create(true).append(true).open(log)?;
+    let err = out.try_clone()?;
+    let shown: Vec<String> = args
+        .iter()
+        .map(|s| s.to_string_lossy().into_owned())
+        .collect();
+    println!("  start: {} {}", bin.display(), shown.join(" "));
+    Command::new(bin)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .current_dir(dir)
+        .spawn()
+        .with_context(|| format!("spawning {}", bin.display()))
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
@@ -392,6 +438,7 @@ struct RunResult {
     failed: u64,
     unsent: u64,
     series_seen: Option<usize>,
+    restart: Option<RestartResult>,
 }
 
 impl RunResult {
@@ -532,6 +579,18 @@ fn run_one(kind: Kind, a: &Args, enc: &Encoded) -> Result<RunResult> {
         Err(ref e) => println!("  WARNING: series check failed: {e:#}"),
     }
     let samples = sent_samples.load(Ordering::Relaxed);
+    let restart = if a.restart {
+        match measure_restart(&mut srv, a, enc) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                println!("  RESTART FAILED: {e:#}");
+                println!("  server log tail:\n{}", srv.log_tail(20));
+                None
+            }
+        }
+    } else {
+        None
+    };
     drop(srv);
     Ok(RunResult {
         name: kind.name().to_string(),
@@ -543,6 +602,335 @@ fn run_one(kind: Kind, a: &Args, enc: &Encoded) -> Result<RunResult> {
         failed: failn,
         unsent,
         series_seen: series_seen.ok(),
+        restart,
+    })
+}
+
+/// Outcome of one bounded wait.
+#[derive(Clone, Debug)]
+struct Waited {
+    /// Seconds from the reference instant until the condition held; `None`
+    /// if it did not hold within the bound.
+    secs: Option<f64>,
+    /// The last observation (a count or an error), for reports.
+    last: String,
+}
+
+impl Waited {
+    fn after(&self, bound: u64) -> String {
+        match self.secs {
+            Some(s) => format!("after {s:.2}s"),
+            None => format!("not within {bound}s (TIMEOUT)"),
+        }
+    }
+    fn cell(&self, bound: u64) -> String {
+        match self.secs {
+            Some(s) => format!("{s:.2}"),
+            None => format!(">{bound} TIMEOUT"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct RestartResult {
+    series: usize,
+    /// Samples appended to the head before the kill (VictoriaMetrics: rows
+    /// added to storage), from the server's own `/metrics`.
+    head_samples: Option<f64>,
+    /// Before the kill: until every series is queryable (from the push's end).
+    pre_series: Waited,
+    pre_newest: Waited,
+    /// After the restart (from the new spawn).
+    ready: Waited,
+    series_ok: Waited,
+    newest_ok: Waited,
+    /// CPU-seconds of the restarted process until the end of the measurement.
+    cpu: f64,
+}
+
+impl RestartResult {
+    /// Time until every series answers with its newest sample (both checks).
+    fn all(&self) -> Option<f64> {
+        match (self.ready.secs, self.series_ok.secs, self.newest_ok.secs) {
+            (Some(a), Some(b), Some(c)) => Some(a.max(b).max(c)),
+            _ => None,
+        }
+    }
+}
+
+/// `start`/`end`/`time` parameters covering the workload, in seconds.
+fn secs_param(ms: i64) -> String {
+    format!("{:.3}", ms as f64 / 1000.0)
+}
+
+/// Number of series `/api/v1/series?match[]={job="node"}` returns over the workload span.
+fn series_count(client: &reqwest::blocking::Client, base: &str, enc: &Encoded) -> Result<usize> {
+    let r = client
+        .get(format!("{base}/api/v1/series"))
+        .query(&[
+            ("match[]", "{job=\"node\"}".to_string()),
+            ("start", secs_param(enc.first_ms)),
+            ("end", secs_param(enc.last_ms + 1000)),
+        ])
+        .send()?;
+    let status = r.status();
+    let v: serde_json::Value = r.json().context("series response is not JSON")?;
+    if !status.is_success() {
+        bail!("HTTP {status}: {}", truncate(&v.to_string(), 300));
+    }
+    v.get("data")
+        .and_then(|d| d.as_array())
+        .map(Vec::len)
+        .ok_or_else(|| anyhow!("no data array in series response"))
+}
+
+/// Number of series answering with their newest sample at the workload's last
+/// timestamp. sonde (no PromQL yet): `/federate?match[]={job="node"}` lines
+/// whose timestamp is the last scrape's; Prometheus and VictoriaMetrics: the
+/// instant query `count(last_over_time({job="node"}[1s]))` at that time.
+fn newest_count(
+    kind: Kind,
+    client: &reqwest::blocking::Client,
+    base: &str,
+    enc: &Encoded,
+) -> Result<usize> {
+    let time = secs_param(enc.last_ms);
+    if kind == Kind::Sonde {
+        let r = client
+            .get(format!("{base}/federate"))
+            .query(&[("match[]", "{job=\"node\"}"), ("time", time.as_str())])
+            .send()?;
+        let status = r.status();
+        let text = r.text()?;
+        if !status.is_success() {
+            bail!("HTTP {status}: {}", truncate(text.trim(), 300));
+        }
+        let last = enc.last_ms.to_string();
+        return Ok(text
+            .lines()
+            .filter(|l| !l.starts_with('#') && l.rsplit(' ').next() == Some(last.as_str()))
+            .count());
+    }
+    // `last_over_time(..[1s])` keeps only a sample at the last scrape's
+    // timestamp (a bare selector would accept any sample of the last 5 min).
+    let mut q = vec![
+        ("query", "count(last_over_time({job=\"node\"}[1s]))"),
+        ("time", time.as_str()),
+    ];
+    if kind == Kind::Victoria {
+        q.push(("nocache", "1"));
+    }
+    let r = client
+        .get(format!("{base}/api/v1/query"))
+        .query(&q)
+        .send()?;
+    let status = r.status();
+    let v: serde_json::Value = r.json().context("query response is not JSON")?;
+    if !status.is_success() {
+        bail!("HTTP {status}: {}", truncate(&v.to_string(), 300));
+    }
+    let res = v
+        .pointer("/data/result")
+        .and_then(|d| d.as_array())
+        .ok_or_else(|| anyhow!("no data.result in query response: {v}"))?;
+    match res.first() {
+        None => Ok(0),
+        Some(s) => s
+            .pointer("/value/1")
+            .and_then(|x| x.as_str())
+            .ok_or_else(|| anyhow!("bad sample {s}"))?
+            .parse::<f64>()
+            .map(|x| x as usize)
+            .context("count value"),
+    }
+}
+
+/// Sum of the samples of metric `name` in a text exposition.
+fn metric_sum(text: &str, name: &str) -> Option<f64> {
+    let mut sum = None;
+    for l in text.lines() {
+        let Some(rest) = l.strip_prefix(name) else {
+            continue;
+        };
+        let rest = match rest.chars().next() {
+            Some('{') => rest.rfind('}').map(|i| &rest[i + 1..]),
+            Some(' ') => Some(rest),
+            _ => None,
+        };
+        if let Some(v) = rest
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+        {
+            *sum.get_or_insert(0.0) += v;
+        }
+    }
+    sum
+}
+
+fn head_samples(srv: &Server, client: &reqwest::blocking::Client) -> Option<f64> {
+    let name = match srv.kind {
+        Kind::Sonde => "sonde_head_samples_appended_total",
+        Kind::Prometheus => "prometheus_tsdb_head_samples_appended_total",
+        Kind::Victoria => "vm_rows_added_to_storage_total",
+    };
+    let text = client
+        .get(format!("{}/metrics", srv.base))
+        .send()
+        .ok()?
+        .text()
+        .ok()?;
+    metric_sum(&text, name)
+}
+
+/// Polls the series and newest-sample checks until both report `want` series
+/// or `bound` has passed since `t0`; times are from `t0`.
+fn wait_all_series(
+    srv: &mut Server,
+    client: &reqwest::blocking::Client,
+    enc: &Encoded,
+    want: usize,
+    t0: Instant,
+    bound: Duration,
+) -> Result<(Waited, Waited)> {
+    let (kind, base) = (srv.kind, srv.base.clone());
+    let mut series = Waited {
+        secs: None,
+        last: "not polled".into(),
+    };
+    let mut newest = series.clone();
+    let mut first = true;
+    loop {
+        if let Some(st) = srv.child.try_wait()? {
+            bail!("{} exited: {st}", kind.name());
+        }
+        if kind == Kind::Victoria {
+            // Make recently ingested data searchable.
+            let _ = client.get(format!("{base}/internal/force_flush")).send();
+        }
+        for (w, newest_check) in [(&mut series, false), (&mut newest, true)] {
+            if w.secs.is_some() {
+                continue;
+            }
+            let r = if newest_check {
+                newest_count(kind, client, &base, enc)
+            } else {
+                series_count(client, &base, enc)
+            };
+            w.last = match r {
+                Ok(n) => {
+                    if n == want {
+                        w.secs = Some(t0.elapsed().as_secs_f64());
+                    }
+                    format!("{n}")
+                }
+                Err(e) => format!("error: {}", truncate(&format!("{e:#}"), 200)),
+            };
+        }
+        if first {
+            println!(
+                "    first poll at {:.2}s: series API {}, newest-sample check {}",
+                t0.elapsed().as_secs_f64(),
+                series.last,
+                newest.last
+            );
+            first = false;
+        }
+        if (series.secs.is_some() && newest.secs.is_some()) || t0.elapsed() > bound {
+            return Ok((series, newest));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Crash-restart measurement (see `--restart`).
+fn measure_restart(srv: &mut Server, a: &Args, enc: &Encoded) -> Result<RestartResult> {
+    let bound = Duration::from_secs(a.restart_timeout_secs);
+    let client = reqwest::blocking::Client::builder()
+        .timeout(bound)
+        .build()?;
+    println!(
+        "  restart: waiting until all {} series are queryable",
+        a.series
+    );
+    let t = Instant::now();
+    let (pre_series, pre_newest) = wait_all_series(srv, &client, enc, a.series, t, bound)?;
+    println!(
+        "    before the kill: series API {} {}; newest-sample check {} {}",
+        pre_series.last,
+        pre_series.after(a.restart_timeout_secs),
+        pre_newest.last,
+        pre_newest.after(a.restart_timeout_secs)
+    );
+    let head = head_samples(srv, &client);
+    println!(
+        "    head samples before the kill: {}",
+        head.map_or("?".into(), |x| format!("{x:.0}"))
+    );
+    drop(client);
+    let t0 = srv.crash_and_restart()?;
+    // Fresh connections: the old pool points at the dead process.
+    let client = reqwest::blocking::Client::builder()
+        .timeout(bound)
+        .build()?;
+    let ready_url = format!("{}{}", srv.base, srv.kind.ready_path());
+    let mut ready = Waited {
+        secs: None,
+        last: "no answer".into(),
+    };
+    loop {
+        if let Some(st) = srv.child.try_wait()? {
+            bail!("{} exited after the restart: {st}", srv.kind.name());
+        }
+        match client
+            .get(&ready_url)
+            .timeout(Duration::from_secs(2))
+            .send()
+        {
+            Ok(r) if r.status().is_success() => {
+                ready.secs = Some(t0.elapsed().as_secs_f64());
+                ready.last = r.status().to_string();
+                break;
+            }
+            Ok(r) => ready.last = r.status().to_string(),
+            Err(e) => ready.last = format!("error: {e}"),
+        }
+        if t0.elapsed() > bound {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    println!(
+        "    ready ({}) {}",
+        ready.last,
+        ready.after(a.restart_timeout_secs)
+    );
+    let (series_ok, newest_ok) = if ready.secs.is_some() {
+        wait_all_series(srv, &client, enc, a.series, t0, bound)?
+    } else {
+        let w = Waited {
+            secs: None,
+            last: "not ready".into(),
+        };
+        (w.clone(), w)
+    };
+    let cpu = cpu_seconds(srv.pid()).unwrap_or(f64::NAN);
+    println!(
+        "    after the restart: series API {} {}; newest-sample check {} {}; \
+         {cpu:.2} CPU-s",
+        series_ok.last,
+        series_ok.after(a.restart_timeout_secs),
+        newest_ok.last,
+        newest_ok.after(a.restart_timeout_secs)
+    );
+    Ok(RestartResult {
+        series: a.series,
+        head_samples: head,
+        pre_series,
+        pre_newest,
+        ready,
+        series_ok,
+        newest_ok,
+        cpu,
     })
 }
 
@@ -558,29 +946,9 @@ fn verify_series(
             .get(format!("{}/internal/force_flush", srv.base))
             .send();
     }
-    let url = format!("{}/api/v1/series", srv.base);
-    let start = format!("{:.3}", enc.first_ms as f64 / 1000.0);
-    let end = format!("{:.3}", enc.last_ms as f64 / 1000.0 + 1.0);
     let t0 = Instant::now();
     loop {
-        let r = client
-            .get(&url)
-            .query(&[
-                ("match[]", "{job=\"node\"}"),
-                ("start", start.as_str()),
-                ("end", end.as_str()),
-            ])
-            .send()?;
-        let status = r.status();
-        let v: serde_json::Value = r.json().context("series response is not JSON")?;
-        if !status.is_success() {
-            bail!("HTTP {status}: {v}");
-        }
-        let n = v
-            .get("data")
-            .and_then(|d| d.as_array())
-            .map(Vec::len)
-            .ok_or_else(|| anyhow!("no data array in series response"))?;
+        let n = series_count(client, &srv.base, enc)?;
         // VictoriaMetrics makes new series visible with a delay; retry briefly.
         if n == expected || t0.elapsed() > Duration::from_secs(10) {
             return Ok(n);
@@ -607,6 +975,70 @@ fn version_line(kind: Kind, bin: &Path) -> String {
         }
         Err(e) => format!("({e})"),
     }
+}
+
+fn print_restart_table(a: &Args, results: &[RunResult]) {
+    let b = a.restart_timeout_secs;
+    println!("\nRestart after SIGKILL (seconds from the new spawn; bound {b}s per wait):");
+    println!(
+        "{:<18} {:>8} {:>13} {:>14} {:>10} {:>14} {:>14} {:>14} {:>8}",
+        "server",
+        "series",
+        "head samples",
+        "pre-kill wait",
+        "ready",
+        "series API",
+        "newest sample",
+        "all series",
+        "CPU-s"
+    );
+    let rs: Vec<(&str, &RestartResult)> = results
+        .iter()
+        .filter_map(|r| r.restart.as_ref().map(|x| (r.name.as_str(), x)))
+        .collect();
+    for (name, r) in &rs {
+        println!(
+            "{:<18} {:>8} {:>13} {:>14} {:>10} {:>14} {:>14} {:>14} {:>8.2}",
+            name,
+            r.series,
+            r.head_samples.map_or("?".into(), |x| format!("{x:.0}")),
+            match (r.pre_series.secs, r.pre_newest.secs) {
+                (Some(x), Some(y)) => format!("{:.2}", x.max(y)),
+                _ => format!(">{b} TIMEOUT"),
+            },
+            r.ready.cell(b),
+            r.series_ok.cell(b),
+            r.newest_ok.cell(b),
+            r.all()
+                .map_or(format!(">{b} TIMEOUT"), |x| format!("{x:.2}")),
+            r.cpu
+        );
+    }
+    if let Some((_, s)) = rs.iter().find(|(n, _)| *n == "sonde") {
+        for (name, o) in rs.iter().filter(|(n, _)| *n != "sonde") {
+            let ratio = |x: Option<f64>, y: Option<f64>| match (x, y) {
+                (Some(x), Some(y)) if y > 0.0 => format!("{:.2}x", x / y),
+                (Some(_), None) => format!("n/a ({name} timed out)"),
+                (None, _) => "n/a (sonde timed out)".into(),
+                _ => "n/a".into(),
+            };
+            println!(
+                "sonde vs {:<17} time to ready {}, time until all series answer {} (<1: sonde faster)",
+                name,
+                ratio(s.ready.secs, o.ready.secs),
+                ratio(s.all(), o.all())
+            );
+        }
+    }
+    println!(
+        "head samples = samples appended to the head before the kill (sonde_head_samples_appended_total, \
+         prometheus_tsdb_head_samples_appended_total; VictoriaMetrics has no head: \
+         vm_rows_added_to_storage_total). series API = /api/v1/series?match[]={{job=\"node\"}} \
+         returns every series; newest sample = sonde: /federate lines with the last scrape's \
+         timestamp, others: count(last_over_time({{job=\"node\"}}[1s])) at that timestamp; all series = both. \
+         pre-kill wait = after the push and its checks, until both checks passed before the SIGKILL. \
+         CPU-s = restarted process until the end of the measurement (incl. serving the polls)."
+    );
 }
 
 fn main() -> Result<()> {
@@ -716,6 +1148,9 @@ fn main() -> Result<()> {
          server is idle again (<= {}s after the last response); CPU-s/M(send) stops at the last response.",
         a.settle_secs
     );
+    if a.restart {
+        print_restart_table(&a, &results);
+    }
     let cmd: Vec<String> = std::env::args()
         .map(|s| {
             if s.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
