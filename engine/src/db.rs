@@ -51,6 +51,11 @@ pub struct Options {
     pub background: bool,
     /// How often the background thread checks for work.
     pub maintenance_interval: Duration,
+    /// Checkpoint the head once the WAL has grown by this much, or by the
+    /// size of the last checkpoint if larger, since the last checkpoint: this
+    /// bounds what a restart after a crash replays as raw samples, while the
+    /// extra writing stays about one head copy per checkpoint's worth of WAL.
+    pub wal_checkpoint_min_bytes: u64,
 }
 
 impl Default for Options {
@@ -66,6 +71,7 @@ impl Default for Options {
             head_chunk_samples: 120,
             background: true,
             maintenance_interval: Duration::from_secs(1),
+            wal_checkpoint_min_bytes: 64 << 20,
         }
     }
 }
@@ -129,6 +135,8 @@ struct Inner {
     closed: AtomicBool,
     stop: Mutex<bool>,
     wake: Condvar,
+    /// WAL bytes right after the last checkpoint (0 until the first one).
+    checkpointed_wal_bytes: AtomicU64,
     _lock: DirLock,
 }
 
@@ -247,6 +255,7 @@ impl Db {
             closed: AtomicBool::new(false),
             stop: Mutex::new(false),
             wake: Condvar::new(),
+            checkpointed_wal_bytes: AtomicU64::new(0),
             _lock: lock,
         });
         inner
@@ -478,8 +487,23 @@ impl Inner {
             return Ok(());
         }
         self.cut_head()?;
+        self.checkpoint_if_wal_grew()?;
         self.compact_blocks()?;
         self.apply_retention()
+    }
+
+    /// Checkpoints when the WAL has grown past max(`wal_checkpoint_min_bytes`,
+    /// last checkpoint's size) since the last checkpoint.
+    fn checkpoint_if_wal_grew(&self) -> Result<()> {
+        let Some(wal) = self.head.wal.get() else {
+            return Ok(());
+        };
+        let size = wal.size_bytes()?;
+        let base = self.checkpointed_wal_bytes.load(Ordering::Relaxed);
+        if size.saturating_sub(base) >= self.opts.wal_checkpoint_min_bytes.max(base) {
+            self.checkpoint_head(wal, false)?;
+        }
+        Ok(())
     }
 
     /// Persists the oldest block range of the head while the head spans more
@@ -531,6 +555,8 @@ impl Inner {
         let records = self.head.checkpoint_records(compact)?;
         wal.checkpoint(seg, &mut records.into_iter())?;
         self.counters.checkpoints.fetch_add(1, Ordering::Relaxed);
+        self.checkpointed_wal_bytes
+            .store(wal.size_bytes().unwrap_or(0), Ordering::Relaxed);
         Ok(())
     }
 

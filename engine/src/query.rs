@@ -276,6 +276,29 @@ impl Querier {
         Ok(out)
     }
 
+    /// The label sets of matching series, sorted and unique, from the index
+    /// alone (no chunk is touched; as in Prometheus a series may be listed
+    /// without a sample inside the range, when its block or head overlaps it).
+    pub fn select_labels(&self, matchers: &[Matcher]) -> Result<Vec<Labels>> {
+        let mut all: Vec<Labels> = Vec::new();
+        for b in &self.blocks {
+            for id in b.select_ids(matchers)? {
+                all.push(b.index().series(id)?.0);
+            }
+        }
+        if self.head_overlaps() {
+            all.extend(
+                self.head
+                    .select(matchers)?
+                    .into_iter()
+                    .map(|s| s.labels.clone()),
+            );
+        }
+        all.sort_unstable_by(|a, b| a.cmp_labels(b));
+        all.dedup();
+        Ok(all)
+    }
+
     /// Label names, sorted; with matchers, only those of matching series.
     pub fn label_names(&self, matchers: &[Matcher]) -> Result<Vec<String>> {
         let mut names: Vec<String> = Vec::new();

@@ -25,6 +25,8 @@ fn opts(background: bool) -> Options {
         wal_segment_size: 64 << 10,
         background,
         maintenance_interval: Duration::from_millis(20),
+        // Checkpoints on WAL growth too, so kills also land mid-checkpoint.
+        wal_checkpoint_min_bytes: 32 << 10,
         ..Options::default()
     }
 }

@@ -264,3 +264,55 @@ fn second_open_of_same_dir_is_refused() {
         Err(Error::Locked { .. })
     ));
 }
+
+#[test]
+fn wal_growth_triggers_checkpoints_that_replay_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = Options {
+        wal_checkpoint_min_bytes: 16 << 10,
+        wal_segment_size: 64 << 10,
+        ..opts()
+    };
+    {
+        let db = Db::open(dir.path(), o.clone()).unwrap();
+        for t in 0..400 {
+            let mut a = db.appender();
+            for i in 0..20 {
+                let l = Labels::new([("__name__", "cp"), ("i", &i.to_string())]).unwrap();
+                a.append(&l, t * 1000, (t * i) as f64).unwrap();
+            }
+            a.commit().unwrap();
+            if t % 50 == 49 {
+                db.compact().unwrap();
+            }
+        }
+        assert!(
+            db.counters()
+                .checkpoints
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 2,
+            "WAL growth checkpointed"
+        );
+        assert!(
+            db.stats().blocks.is_empty(),
+            "no block was cut: checkpoints came from WAL growth"
+        );
+        // Leave without close(): a crash, no shutdown checkpoint.
+        std::mem::forget(db);
+    }
+    // forget() kept the lock file's descriptor open in this process; a crash
+    // would have released it, so drop the lock by reopening under a new fd.
+    std::fs::remove_file(dir.path().join("lock")).unwrap();
+    let db = Db::open(dir.path(), o).unwrap();
+    let q = db.querier(i64::MIN, i64::MAX).unwrap();
+    let series = q.select(&[Matcher::eq("__name__", "cp")]).unwrap();
+    assert_eq!(series.len(), 20);
+    for s in series {
+        let i: i64 = s.labels.get("i").unwrap().parse().unwrap();
+        let got = s.iter().collect_all().unwrap();
+        assert_eq!(got.len(), 400);
+        for (t, (ts, v)) in got.into_iter().enumerate() {
+            assert_eq!((ts, v), (t as i64 * 1000, (t as i64 * i) as f64));
+        }
+    }
+}

@@ -24,8 +24,13 @@ pub(crate) fn labels_json(l: &Labels) -> Value {
 
 const TRUNCATED: &str = "results truncated due to limit";
 
-/// `GET|POST /api/v1/series`
-pub async fn series(State(st): State<Arc<AppState>>, p: super::Params) -> ApiResult {
+/// `GET|POST /api/v1/series`: label sets from the index, written straight
+/// into the JSON body (this answers Grafana's metric browser over hundreds of
+/// thousands of series, so it avoids a JSON value tree).
+pub async fn series(
+    State(st): State<Arc<AppState>>,
+    p: super::Params,
+) -> Result<Response, ApiError> {
     let sets = p.matchers()?;
     if sets.is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
@@ -33,25 +38,51 @@ pub async fn series(State(st): State<Arc<AppState>>, p: super::Params) -> ApiRes
     let (start, end) = p.range()?;
     let limit = p.limit()?;
     let db = st.storage()?.db.clone();
-    tokio::task::spawn_blocking(move || {
+    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
         let q = db.querier(start, end)?;
-        let mut all: BTreeSet<Labels> = BTreeSet::new();
+        let mut all: Vec<Labels> = Vec::new();
         for ms in &sets {
-            for s in q.select(ms)? {
-                all.insert(s.labels);
-            }
+            all.extend(q.select_labels(ms)?);
+        }
+        if sets.len() > 1 {
+            all.sort_unstable_by(|a, b| a.cmp_labels(b));
+            all.dedup();
         }
         let truncated = limit > 0 && all.len() > limit;
-        let data: Vec<Value> = all
-            .iter()
-            .take(if limit > 0 { limit } else { usize::MAX })
-            .map(labels_json)
-            .collect();
-        let ok = ApiOk::new(Value::Array(data));
-        Ok(if truncated { ok.warn(TRUNCATED) } else { ok })
+        let n = if limit > 0 {
+            all.len().min(limit)
+        } else {
+            all.len()
+        };
+        let mut out = Vec::with_capacity(64 + n * 96);
+        out.extend_from_slice(b"{\"status\":\"success\",\"data\":[");
+        for (i, l) in all.iter().take(n).enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.push(b'{');
+            for (k, lab) in l.iter().enumerate() {
+                if k > 0 {
+                    out.push(b',');
+                }
+                serde_json::to_writer(&mut out, lab.name.as_ref())
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+                out.push(b':');
+                serde_json::to_writer(&mut out, lab.value.as_ref())
+                    .map_err(|e| ApiError::internal(e.to_string()))?;
+            }
+            out.push(b'}');
+        }
+        out.push(b']');
+        if truncated {
+            out.extend_from_slice(format!(",\"warnings\":[\"{TRUNCATED}\"]").as_bytes());
+        }
+        out.push(b'}');
+        Ok(out)
     })
     .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
+    .map_err(|e| ApiError::internal(e.to_string()))??;
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 /// `GET|POST /api/v1/labels`
