@@ -32,18 +32,7 @@ fn rss_bytes() -> u64 {
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
-    let mut n = 0;
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            let m = e.metadata().unwrap();
-            n += if m.is_dir() {
-                dir_size(&e.path())
-            } else {
-                m.len()
-            };
-        }
-    }
-    n
+    sonde_engine::io::dir_size(p).unwrap()
 }
 
 fn main() {

@@ -728,14 +728,13 @@ fn replay_wal(
             by_ref: &by_ref,
             senders,
             scratch: Vec::new(),
-            lo: i64::MAX,
-            hi: i64::MIN,
             pending_tombs: Vec::new(),
         };
         let res = Wal::open(dir, opts, |payload| r.record(payload));
-        let (lo, hi, pending_tombs) = (r.lo, r.hi, std::mem::take(&mut r.pending_tombs));
+        let pending_tombs = std::mem::take(&mut r.pending_tombs);
         drop(r);
-        let mut lo_hi = (lo, hi);
+        // Samples are applied by the workers, which report the range they applied.
+        let mut lo_hi = (i64::MAX, i64::MIN);
         let mut pending = Vec::new();
         for h in handles {
             let (p, a, b) = h
@@ -962,8 +961,6 @@ struct Replay<'a> {
     by_ref: &'a RwLock<Vec<Option<Arc<MemSeries>>>>,
     senders: Vec<std::sync::mpsc::SyncSender<Msg>>,
     scratch: Vec<u8>,
-    lo: i64,
-    hi: i64,
     pending_tombs: Vec<record::Tombstone>,
 }
 

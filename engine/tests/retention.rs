@@ -46,17 +46,7 @@ fn ingest(db: &Db, from: i64, to: i64) {
 }
 
 fn dir_size(p: &std::path::Path) -> u64 {
-    let mut n = 0;
-    for e in std::fs::read_dir(p).unwrap() {
-        let e = e.unwrap();
-        let m = e.metadata().unwrap();
-        n += if m.is_dir() {
-            dir_size(&e.path())
-        } else {
-            m.len()
-        };
-    }
-    n
+    sonde_engine::io::dir_size(p).unwrap()
 }
 
 #[test]

@@ -74,14 +74,20 @@ impl Drop for Server {
 pub fn start_sonde(dir: &Path, args: &[&str]) -> Server {
     std::fs::create_dir_all(dir).unwrap();
     let port = free_port();
-    let log = dir.join(format!("sonde-{port}.log"));
-    let child = Command::new(env!("CARGO_BIN_EXE_sonde"))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sonde"));
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg(format!(
             "--storage.tsdb.path={}",
             dir.join("data").display()
         ))
-        .args(args)
+        .args(args);
+    spawn_ready(cmd, "sonde", port, dir)
+}
+
+/// Spawns `cmd` (stderr to `dir/<name>-<port>.log`) and waits for `/-/ready`.
+fn spawn_ready(mut cmd: Command, name: &str, port: u16, dir: &Path) -> Server {
+    let log = dir.join(format!("{name}-{port}.log"));
+    let child = cmd
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -187,25 +193,13 @@ pub fn start_prometheus(dir: &Path) -> Server {
     let port = free_port();
     let cfg = dir.join("prometheus.yml");
     std::fs::write(&cfg, "global:\n  scrape_interval: 15s\n").unwrap();
-    let log = dir.join(format!("prometheus-{port}.log"));
-    let child = Command::new(bin)
-        .arg(format!("--config.file={}", cfg.display()))
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--config.file={}", cfg.display()))
         .arg(format!(
             "--storage.tsdb.path={}",
             dir.join("prom-data").display()
         ))
         .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.enable-remote-write-receiver")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let s = Server {
-        child: Some(child),
-        port,
-        dir: dir.to_path_buf(),
-        log,
-    };
-    wait_ready(&s.url("/-/ready"), Duration::from_secs(60), &s);
-    s
+        .arg("--web.enable-remote-write-receiver");
+    spawn_ready(cmd, "prometheus", port, dir)
 }
