@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod influx;
 pub mod metrics;
+pub mod promql;
 pub mod remote;
 pub mod server;
 pub mod storage;

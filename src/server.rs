@@ -37,6 +37,10 @@ pub struct AppState {
     pub shutdown: Notify,
     /// The WAL replay report once storage is open.
     pub replay: OnceLock<sonde_engine::OpenReport>,
+    /// The PromQL engine, configured by the `--query.*` flags.
+    pub engine: Arc<crate::promql::Engine>,
+    /// `--query.max-concurrency` query slots; further queries wait for one.
+    pub query_slots: Arc<tokio::sync::Semaphore>,
 }
 
 impl AppState {
@@ -147,10 +151,40 @@ pub fn engine_options(flags: &Flags, cfg: &Config) -> anyhow::Result<Options> {
     })
 }
 
+/// PromQL engine options from the `--query.*` flags; the default subquery
+/// step is the global evaluation interval, as in Prometheus.
+pub fn query_engine_options(
+    flags: &Flags,
+    cfg: &Config,
+) -> anyhow::Result<crate::promql::EngineOptions> {
+    let defaults = crate::promql::EngineOptions::default();
+    let lookback = duration_flag("query.lookback-delta", &flags.query_lookback_delta)?;
+    let timeout = duration_flag("query.timeout", &flags.query_timeout)?;
+    Ok(crate::promql::EngineOptions {
+        // Prometheus: a zero lookback delta means the default (5m).
+        lookback_delta_ms: match i64::try_from(lookback.as_millis()) {
+            Ok(0) | Err(_) => defaults.lookback_delta_ms,
+            Ok(ms) => ms,
+        },
+        max_samples: usize::try_from(flags.query_max_samples).unwrap_or(usize::MAX),
+        timeout,
+        default_subquery_step_ms: i64::try_from(cfg.global.evaluation_interval.as_millis())
+            .unwrap_or(defaults.default_subquery_step_ms),
+    })
+}
+
 /// Runs the server until it is asked to stop.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
     let cfg = load_config(&flags).context("loading configuration")?;
     let opts = engine_options(&flags, &cfg)?;
+    let engine = Arc::new(crate::promql::Engine::new(query_engine_options(
+        &flags, &cfg,
+    )?));
+    let query_slots = Arc::new(tokio::sync::Semaphore::new(
+        flags
+            .query_max_concurrency
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
+    ));
     let listener = tokio::net::TcpListener::bind(&flags.listen_address)
         .await
         .with_context(|| format!("listening on {}", flags.listen_address))?;
@@ -164,6 +198,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         last_reload: Mutex::new((true, SystemTime::now())),
         shutdown: Notify::new(),
         replay: OnceLock::new(),
+        engine,
+        query_slots,
     });
     state
         .metrics

@@ -120,6 +120,43 @@ impl Labels {
         self.0.len().cmp(&other.0.len())
     }
 
+    /// The labels for which `keep` is true (still sorted and valid).
+    pub fn filter(&self, mut keep: impl FnMut(&Label) -> bool) -> Labels {
+        Labels(self.0.iter().filter(|l| keep(l)).cloned().collect())
+    }
+
+    /// This set with `name` set to `value`, or removed when `value` is empty.
+    /// `name` must not be empty (an empty name leaves the set unchanged).
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        if name.is_empty() {
+            return self.clone();
+        }
+        let mut v: Vec<Label> = Vec::with_capacity(self.0.len() + 1);
+        let mut placed = false;
+        for l in self.0.iter() {
+            if !placed && l.name.as_ref() >= name {
+                placed = true;
+                if !value.is_empty() {
+                    v.push(Label {
+                        name: Arc::from(name),
+                        value: Arc::from(value),
+                    });
+                }
+                if l.name.as_ref() == name {
+                    continue;
+                }
+            }
+            v.push(l.clone());
+        }
+        if !placed && !value.is_empty() {
+            v.push(Label {
+                name: Arc::from(name),
+                value: Arc::from(value),
+            });
+        }
+        Labels(v.into_boxed_slice())
+    }
+
     /// The labels as a vector (consumes the set).
     pub fn into_vec(self) -> Vec<Label> {
         self.0.into_vec()

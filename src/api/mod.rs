@@ -9,6 +9,7 @@
 pub mod format;
 pub mod params;
 mod push;
+mod query;
 mod read;
 mod status;
 
@@ -204,6 +205,19 @@ pub const MAX_FORM_BODY: usize = 16 << 20;
 /// The whole router.
 pub fn router(state: Arc<AppState>) -> Router {
     let api = Router::new()
+        .route("/api/v1/query", get(query::query).post(query::query))
+        .route(
+            "/api/v1/query_range",
+            get(query::query_range).post(query::query_range),
+        )
+        .route(
+            "/api/v1/format_query",
+            get(query::format_query).post(query::format_query),
+        )
+        .route(
+            "/api/v1/parse_query",
+            get(query::parse_query).post(query::parse_query),
+        )
         .route("/api/v1/series", get(read::series).post(read::series))
         .route("/api/v1/labels", get(read::labels).post(read::labels))
         .route("/api/v1/label/{name}/values", get(read::label_values))

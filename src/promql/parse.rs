@@ -1,0 +1,109 @@
+//! The parser front end: `promql-parser` does the grammar; this module
+//! accepts Prometheus 2.x's `holt_winters` and gives errors Prometheus' form
+//! (`1:4: parse error: ...`).
+
+use super::value::QueryError;
+use promql_parser::parser::Expr;
+
+/// Parses a PromQL expression.
+pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    let text = rename_holt_winters(query);
+    promql_parser::parser::parse(&text).map_err(|e| QueryError::Parse(position_error(query, &e)))
+}
+
+/// `holt_winters(` → `double_exponential_smoothing(` outside string literals
+/// (the crate knows only the Prometheus 3 name).
+fn rename_holt_winters(q: &str) -> std::borrow::Cow<'_, str> {
+    const OLD: &str = "holt_winters";
+    if !q.contains(OLD) {
+        return q.into();
+    }
+    let b = q.as_bytes();
+    let mut out = String::with_capacity(q.len() + 32);
+    let mut i = 0;
+    let mut quote: Option<u8> = None;
+    while i < b.len() {
+        let c = b[i];
+        if let Some(qc) = quote {
+            if c == b'\\' && qc != b'`' && i + 1 < b.len() {
+                out.push_str(&q[i..i + 2]);
+                i += 2;
+                continue;
+            }
+            if c == qc {
+                quote = None;
+            }
+        } else if c == b'"' || c == b'\'' || c == b'`' {
+            quote = Some(c);
+        } else if c == b'#' {
+            // A comment runs to the end of the line.
+            let end = q[i..].find('\n').map(|k| i + k).unwrap_or(b.len());
+            out.push_str(&q[i..end]);
+            i = end;
+            continue;
+        } else if q[i..].starts_with(OLD)
+            && (i == 0 || !is_ident(b[i - 1]))
+            && !b.get(i + OLD.len()).is_some_and(|&c| is_ident(c))
+            && q[i + OLD.len()..].trim_start().starts_with('(')
+        {
+            out.push_str("double_exponential_smoothing");
+            i += OLD.len();
+            continue;
+        }
+        let ch = q[i..].chars().next().unwrap_or(' ');
+        out.push(ch);
+        i += ch.len_utf8();
+    }
+    out.into()
+}
+
+fn is_ident(c: u8) -> bool {
+    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
+}
+
+/// Prometheus' `<line>:<col>: parse error: <msg>`. The crate reports no
+/// position; where the message is about the end of the input the position
+/// is the end, otherwise the start of the query.
+fn position_error(query: &str, msg: &str) -> String {
+    let msg = msg.trim();
+    let (line, col) = if msg.contains("unexpected end of input") || msg == "invalid promql query" {
+        let line = query.lines().count().max(1);
+        let last = query.rsplit('\n').next().unwrap_or("");
+        (line, last.chars().count() + 1)
+    } else {
+        (1, 1)
+    };
+    let msg = if msg == "invalid promql query" && query.trim().is_empty() {
+        "no expression found in input".to_string()
+    } else if msg == "invalid promql query" {
+        "unexpected end of input".to_string()
+    } else {
+        msg.to_string()
+    };
+    format!("{line}:{col}: parse error: {msg}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn holt_winters_is_accepted() {
+        assert!(parse("holt_winters(x[5m], 0.5, 0.5)").is_ok());
+        assert_eq!(
+            rename_holt_winters(r#"x{a="holt_winters("} + holt_winters (y[1m], .1, .1)"#),
+            r#"x{a="holt_winters("} + double_exponential_smoothing (y[1m], .1, .1)"#
+        );
+        assert_eq!(
+            rename_holt_winters("my_holt_winters(x)"),
+            "my_holt_winters(x)"
+        );
+    }
+
+    #[test]
+    fn errors_have_a_position() {
+        let e = parse("1 +").unwrap_err().to_string();
+        assert!(e.starts_with("1:"), "{e}");
+        assert!(e.contains("parse error"), "{e}");
+    }
+}
