@@ -61,11 +61,15 @@ fn is_ident(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b':'
 }
 
-/// Prometheus' `<line>:<col>: parse error: <msg>`. The crate reports no
-/// position; where the message is about the end of the input the position
-/// is the end, otherwise the start of the query.
+/// Prometheus' `<line>:<col>: parse error: <msg>`. Syntax errors come
+/// positioned from the crate; its semantic errors (types, arguments) carry
+/// no position: those about the end of the input get the end, others 1:1.
 fn position_error(query: &str, msg: &str) -> String {
     let msg = msg.trim();
+    // Syntax errors from the (patched) crate already carry their position.
+    if msg.contains(": parse error: ") {
+        return msg.to_string();
+    }
     let (line, col) = if msg.contains("unexpected end of input") || msg == "invalid promql query" {
         let line = query.lines().count().max(1);
         let last = query.rsplit('\n').next().unwrap_or("");
@@ -102,8 +106,10 @@ mod tests {
 
     #[test]
     fn errors_have_a_position() {
-        let e = parse("1 +").unwrap_err().to_string();
-        assert!(e.starts_with("1:"), "{e}");
-        assert!(e.contains("parse error"), "{e}");
+        let e = |q: &str| parse(q).unwrap_err().to_string();
+        assert_eq!(e("1 +"), "1:4: parse error: unexpected end of input");
+        assert_eq!(e("foo bar"), "1:5: parse error: unexpected identifier \"bar\"");
+        assert_eq!(e("sum(x) by (a) )"), "1:15: parse error: unexpected right parenthesis ')'");
+        assert_eq!(e("x +\n  * 2"), "2:3: parse error: unexpected \"*\"");
     }
 }
