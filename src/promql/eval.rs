@@ -392,6 +392,7 @@ impl<'a> Ev<'a> {
                 }
                 let mut out = Vec::new();
                 let w = self.range_arg(e, g, &mut |labels, ts, vs| {
+                    self.hold(ts.len())?;
                     out.push(RangeSeries {
                         labels,
                         points: ts.iter().copied().zip(vs.iter().copied()).collect(),
@@ -467,6 +468,90 @@ impl<'a> Ev<'a> {
         }
     }
 
+    /// When the query must stop.
+    pub fn deadline(&self) -> Instant {
+        self.deadline
+    }
+
+    /// Like [`Ev::load`], but decodes the series and applies `map` on all
+    /// cores, in batches; `each` then gets the results in series order.
+    /// With `drop_stale`, staleness markers are removed before `map`.
+    pub fn load_par<T: Send>(
+        &self,
+        vs: &VectorSelector,
+        mint: i64,
+        maxt: i64,
+        drop_stale: bool,
+        map: &(dyn Fn(Labels, &[i64], &[f64]) -> Result<Option<T>> + Sync),
+        each: &mut dyn FnMut(T) -> Result<()>,
+    ) -> Result<()> {
+        let matchers = to_matchers(vs)?;
+        let q = self
+            .db
+            .querier(mint, maxt)
+            .map_err(|e| QueryError::Internal(e.to_string()))?;
+        let series = q
+            .select(&matchers)
+            .map_err(|e| QueryError::Internal(e.to_string()))?;
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+            .min(8);
+        let run = |s: &sonde_engine::query::Series| -> Result<(usize, Option<T>)> {
+            let mut ts = Vec::new();
+            let mut vals = Vec::new();
+            let mut it = s.iter();
+            while let Some((t, v)) = it
+                .next_batch()
+                .map_err(|e| QueryError::Internal(e.to_string()))?
+            {
+                ts.extend_from_slice(t);
+                vals.extend_from_slice(v);
+            }
+            if drop_stale && vals.iter().any(|v| is_stale(*v)) {
+                let keep: Vec<bool> = vals.iter().map(|v| !is_stale(*v)).collect();
+                let mut k = keep.iter();
+                ts.retain(|_| *k.next().unwrap_or(&false));
+                vals.retain(|v| !is_stale(*v));
+            }
+            let n = ts.len();
+            Ok((n, map(s.labels.clone(), &ts, &vals)?))
+        };
+        const BATCH: usize = 128;
+        for batch in series.chunks(BATCH * workers) {
+            self.check_deadline()?;
+            let results: Vec<Result<(usize, Option<T>)>> = if workers <= 1 || batch.len() < 32 {
+                batch.iter().map(run).collect()
+            } else {
+                let per = batch.len().div_ceil(workers);
+                let run = &run;
+                std::thread::scope(|sc| {
+                    let handles: Vec<_> = batch
+                        .chunks(per)
+                        .map(|part| sc.spawn(move || part.iter().map(run).collect::<Vec<_>>()))
+                        .collect();
+                    handles
+                        .into_iter()
+                        .flat_map(|h| {
+                            h.join().unwrap_or_else(|_| {
+                                vec![Err(QueryError::Internal("a query worker panicked".into()))]
+                            })
+                        })
+                        .collect()
+                })
+            };
+            for r in results {
+                let (n, t) = r?;
+                self.hold(n)?;
+                self.release(n);
+                if let Some(t) = t {
+                    each(t)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Selects the series of `vs` with samples in `[mint, maxt]`, one at a time.
     pub fn load(
         &self,
@@ -520,7 +605,7 @@ impl<'a> Ev<'a> {
             None => (g.start - off - self.lookback, g.end - off),
         };
         let lookback = self.lookback;
-        self.load(vs, mint, maxt, &mut |labels, ts, vals| {
+        let map = |labels: Labels, ts: &[i64], vals: &[f64]| -> Result<Option<Sv>> {
             let mut out = vec![None; g.n];
             let pick = |j: usize, rf: i64| -> Option<f64> {
                 // j = number of samples at or before rf.
@@ -556,16 +641,17 @@ impl<'a> Ev<'a> {
                     any |= o.is_some();
                 }
             }
-            if any {
-                let labels = if timestamps {
-                    drop_name(&labels)
-                } else {
-                    labels
-                };
-                sink(Sv { labels, vals: out })?;
+            if !any {
+                return Ok(None);
             }
-            Ok(())
-        })
+            let labels = if timestamps {
+                drop_name(&labels)
+            } else {
+                labels
+            };
+            Ok(Some(Sv { labels, vals: out }))
+        };
+        self.load_par(vs, mint, maxt, false, &map, &mut |s| sink(s))
     }
 
     /// The window geometry of a range argument (matrix selector or subquery).
@@ -644,7 +730,12 @@ impl<'a> Ev<'a> {
         if start > hi {
             return Ok(w);
         }
-        let n = ((hi - start) / step + 1) as usize;
+        let n = (hi - start) / step + 1;
+        // The inner grid alone may be too big to hold.
+        if n > self.max_samples as i64 {
+            return Err(QueryError::TooManySamples);
+        }
+        let n = n as usize;
         let inner = Grid {
             start,
             end: start + (n as i64 - 1) * step,

@@ -509,37 +509,222 @@ fn range_call(ev: &Ev<'_>, c: &Call, f: RangeFn, g: &Grid, sink: &mut Sink<'_>) 
     let keep_name = matches!(f, RangeFn::Last | RangeFn::First);
     let mut seen: HashSet<Labels> = HashSet::new();
     let mut present = vec![false; g.n];
-    let mut scratch: Vec<f64> = Vec::new();
-    ev.range_arg(marg, g, &mut |labels, ts, vs| {
-        let mut out: Vec<Option<f64>> = vec![None; g.n];
-        let mut any = false;
-        let mut lo = 0usize;
-        let mut hi = 0usize;
-        for i in 0..g.n {
-            let end = w.end(g, i);
-            let start = super::eval::window_start(end, w.range);
-            // With `@` every window is the same; only predict_linear also
-            // depends on the step's own time.
-            if w.at.is_some() && i > 0 && f != RangeFn::PredictLinear {
-                out[i] = out[0];
-                present[i] |= present[0];
-                continue;
+    let deadline = ev.deadline();
+    let mut emit = |labels: Labels, out: Vec<Option<f64>>| -> Result<()> {
+        if f == RangeFn::AbsentOverTime {
+            for (p, o) in present.iter_mut().zip(&out) {
+                *p |= o.is_some();
             }
-            while hi < ts.len() && ts[hi] <= end {
-                hi += 1;
+            return Ok(());
+        }
+        let labels = if keep_name {
+            labels
+        } else {
+            drop_name(&labels)
+        };
+        if !keep_name && !seen.insert(labels.clone()) {
+            return Err(dup_labelset());
+        }
+        sink(Sv { labels, vals: out })
+    };
+    if let Expr::MatrixSelector(ms) = unparen(marg) {
+        // Straight from storage: series are decoded and computed in parallel.
+        let (mint, maxt) = w.span(g);
+        let map = |labels: Labels,
+                   ts: &[i64],
+                   vs: &[f64]|
+         -> Result<Option<(Labels, Vec<Option<f64>>)>> {
+            let mut scratch = Vec::new();
+            Ok(
+                range_series(f, &w, g, &params, ts, vs, &mut scratch, deadline)?
+                    .map(|o| (labels, o)),
+            )
+        };
+        ev.load_par(&ms.vs, mint, maxt, true, &map, &mut |(labels, out)| {
+            emit(labels, out)
+        })?;
+    } else {
+        let mut scratch: Vec<f64> = Vec::new();
+        ev.range_arg(marg, g, &mut |labels, ts, vs| match range_series(
+            f,
+            &w,
+            g,
+            &params,
+            ts,
+            vs,
+            &mut scratch,
+            deadline,
+        )? {
+            Some(out) => emit(labels, out),
+            None => Ok(()),
+        })?;
+    }
+    if f == RangeFn::AbsentOverTime {
+        return emit_absent(marg, &present, sink);
+    }
+    Ok(())
+}
+
+/// Prefix sums over one series that answer some functions for any window in O(1).
+struct Prefix {
+    /// Counter-reset corrections: `reset[j]` = sum of the values before each drop up to `j`.
+    reset: Vec<f64>,
+    /// Number of value changes (`changes`) and drops (`resets`) up to `j`.
+    changes: Vec<u32>,
+    drops: Vec<u32>,
+    /// Compensated running sum (hi, lo) of the values before `j` (len n+1).
+    sum_hi: Vec<f64>,
+    sum_lo: Vec<f64>,
+}
+
+impl Prefix {
+    fn new(f: RangeFn, vs: &[f64]) -> Option<Prefix> {
+        let n = vs.len();
+        let mut p = Prefix {
+            reset: Vec::new(),
+            changes: Vec::new(),
+            drops: Vec::new(),
+            sum_hi: Vec::new(),
+            sum_lo: Vec::new(),
+        };
+        match f {
+            RangeFn::Rate | RangeFn::Increase => {
+                if vs.windows(2).any(|w| w[1] < w[0]) {
+                    p.reset.reserve(n);
+                    let mut acc = 0.0;
+                    p.reset.push(0.0);
+                    for w in vs.windows(2) {
+                        if w[1] < w[0] {
+                            acc += w[0];
+                        }
+                        p.reset.push(acc);
+                    }
+                }
             }
-            while lo < hi && ts[lo] < start {
-                lo += 1;
+            RangeFn::Changes | RangeFn::Resets => {
+                let (mut c, mut d) = (0u32, 0u32);
+                p.changes.push(0);
+                p.drops.push(0);
+                for w in vs.windows(2) {
+                    if w[1] != w[0] && !(w[1].is_nan() && w[0].is_nan()) {
+                        c += 1;
+                    }
+                    if w[1] < w[0] {
+                        d += 1;
+                    }
+                    p.changes.push(c);
+                    p.drops.push(d);
+                }
             }
-            if lo >= hi {
-                continue;
+            RangeFn::Sum | RangeFn::Avg => {
+                // Only for finite, moderate values: otherwise the windowed
+                // Kahan loop gives Prometheus' exact Inf/NaN behaviour.
+                if vs.iter().any(|v| !v.is_finite() || v.abs() > 1e100) {
+                    return None;
+                }
+                let (mut hi, mut lo) = (0.0f64, 0.0f64);
+                p.sum_hi.reserve(n + 1);
+                p.sum_lo.reserve(n + 1);
+                p.sum_hi.push(0.0);
+                p.sum_lo.push(0.0);
+                for &v in vs {
+                    // TwoSum: exact error of hi + v.
+                    let s = hi + v;
+                    let bp = s - hi;
+                    let err = (hi - (s - bp)) + (v - bp);
+                    hi = s;
+                    lo += err;
+                    p.sum_hi.push(hi);
+                    p.sum_lo.push(lo);
+                }
             }
-            if f == RangeFn::AbsentOverTime {
-                present[i] = true;
-                continue;
+            _ => return None,
+        }
+        Some(p)
+    }
+
+    fn window_sum(&self, lo: usize, hi: usize) -> f64 {
+        (self.sum_hi[hi] - self.sum_hi[lo]) + (self.sum_lo[hi] - self.sum_lo[lo])
+    }
+}
+
+/// One series' values of a range function at every step; `None` when no step has one.
+#[allow(clippy::too_many_arguments)]
+fn range_series(
+    f: RangeFn,
+    w: &Windows,
+    g: &Grid,
+    params: &[Vec<f64>],
+    ts: &[i64],
+    vs: &[f64],
+    scratch: &mut Vec<f64>,
+    deadline: std::time::Instant,
+) -> Result<Option<Vec<Option<f64>>>> {
+    let mut out: Vec<Option<f64>> = vec![None; g.n];
+    let mut any = false;
+    let (mut lo, mut hi) = (0usize, 0usize);
+    // Fast paths need many windows over the same samples to pay off.
+    let prefix = if g.n > 4 && w.at.is_none() {
+        Prefix::new(f, vs)
+    } else {
+        None
+    };
+    for i in 0..g.n {
+        if i & 4095 == 4095 && std::time::Instant::now() > deadline {
+            return Err(QueryError::Timeout("query execution".into()));
+        }
+        let end = w.end(g, i);
+        let start = super::eval::window_start(end, w.range);
+        // With `@` every window is the same; only predict_linear also
+        // depends on the step's own time.
+        if w.at.is_some() && i > 0 && f != RangeFn::PredictLinear {
+            out[i] = out[0];
+            continue;
+        }
+        while hi < ts.len() && ts[hi] <= end {
+            hi += 1;
+        }
+        while lo < hi && ts[lo] < start {
+            lo += 1;
+        }
+        if lo >= hi {
+            continue;
+        }
+        let r = if f == RangeFn::AbsentOverTime {
+            Some(1.0)
+        } else if let Some(p) = &prefix {
+            let n = hi - lo;
+            match f {
+                RangeFn::Rate | RangeFn::Increase => {
+                    if n < 2 {
+                        None
+                    } else {
+                        let mut result = vs[hi - 1] - vs[lo];
+                        if !p.reset.is_empty() {
+                            result += p.reset[hi - 1] - p.reset[lo];
+                        }
+                        extrapolate(
+                            result,
+                            ts[lo],
+                            ts[hi - 1],
+                            vs[lo],
+                            n,
+                            start,
+                            end,
+                            w.range,
+                            true,
+                            f == RangeFn::Rate,
+                        )
+                    }
+                }
+                RangeFn::Changes => Some((p.changes[hi - 1] - p.changes[lo]) as f64),
+                RangeFn::Resets => Some((p.drops[hi - 1] - p.drops[lo]) as f64),
+                RangeFn::Sum => Some(p.window_sum(lo, hi)),
+                _ => Some(p.window_sum(lo, hi) / n as f64),
             }
+        } else {
             let p = |k: usize| params.get(k).map(|v| v[i]).unwrap_or(0.0);
-            let r = range_kernel(
+            range_kernel(
                 f,
                 &ts[lo..hi],
                 &vs[lo..hi],
@@ -549,28 +734,13 @@ fn range_call(ev: &Ev<'_>, c: &Call, f: RangeFn, g: &Grid, sink: &mut Sink<'_>) 
                 g.ts(i),
                 p(0),
                 p(1),
-                &mut scratch,
-            )?;
-            out[i] = r;
-            any |= r.is_some();
-        }
-        if any {
-            let labels = if keep_name {
-                labels
-            } else {
-                drop_name(&labels)
-            };
-            if !keep_name && !seen.insert(labels.clone()) {
-                return Err(dup_labelset());
-            }
-            sink(Sv { labels, vals: out })?;
-        }
-        Ok(())
-    })?;
-    if f == RangeFn::AbsentOverTime {
-        return emit_absent(marg, &present, sink);
+                scratch,
+            )?
+        };
+        out[i] = r;
+        any |= r.is_some();
     }
-    Ok(())
+    Ok(if any { Some(out) } else { None })
 }
 
 /// Neumaier-compensated summation step (Prometheus' `kahanSumInc`).
@@ -778,7 +948,6 @@ fn extrapolated_rate(
     if n < 2 {
         return None;
     }
-    let (first_t, last_t) = (ts[0], ts[n - 1]);
     let mut result = vs[n - 1] - vs[0];
     if is_counter {
         let mut prev = vs[0];
@@ -789,6 +958,36 @@ fn extrapolated_rate(
             prev = v;
         }
     }
+    extrapolate(
+        result,
+        ts[0],
+        ts[n - 1],
+        vs[0],
+        n,
+        range_start,
+        range_end,
+        range_ms,
+        is_counter,
+        is_rate,
+    )
+}
+
+/// Prometheus' extrapolation of the increase `result` seen between the first
+/// and last sample of a window to the window's edges (2.51+ order: the
+/// threshold first, then the counter's zero point limits the start).
+#[allow(clippy::too_many_arguments)]
+fn extrapolate(
+    mut result: f64,
+    first_t: i64,
+    last_t: i64,
+    first_v: f64,
+    n: usize,
+    range_start: i64,
+    range_end: i64,
+    range_ms: i64,
+    is_counter: bool,
+    is_rate: bool,
+) -> Option<f64> {
     let mut duration_to_start = (first_t - range_start) as f64 / 1000.0;
     let mut duration_to_end = (range_end - last_t) as f64 / 1000.0;
     let sampled = (last_t - first_t) as f64 / 1000.0;
@@ -798,8 +997,8 @@ fn extrapolated_rate(
     if duration_to_start >= threshold {
         duration_to_start = avg / 2.0;
     }
-    if is_counter && result > 0.0 && vs[0] >= 0.0 {
-        let duration_to_zero = sampled * (vs[0] / result);
+    if is_counter && result > 0.0 && first_v >= 0.0 {
+        let duration_to_zero = sampled * (first_v / result);
         if duration_to_zero < duration_to_start {
             duration_to_start = duration_to_zero;
         }
@@ -813,7 +1012,8 @@ fn extrapolated_rate(
     if is_rate {
         factor /= range_ms as f64 / 1000.0;
     }
-    Some(result * factor)
+    result *= factor;
+    Some(result)
 }
 
 /// Least squares with Kahan sums; x in seconds relative to `intercept_t`.

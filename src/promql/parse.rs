@@ -26,8 +26,12 @@ fn rename_holt_winters(q: &str) -> std::borrow::Cow<'_, str> {
         let c = b[i];
         if let Some(qc) = quote {
             if c == b'\\' && qc != b'`' && i + 1 < b.len() {
-                out.push_str(&q[i..i + 2]);
-                i += 2;
+                // The backslash, then the escaped character (which may be multi-byte).
+                out.push('\\');
+                i += 1;
+                let ch = q[i..].chars().next().unwrap_or(' ');
+                out.push(ch);
+                i += ch.len_utf8();
                 continue;
             }
             if c == qc {
@@ -108,8 +112,14 @@ mod tests {
     fn errors_have_a_position() {
         let e = |q: &str| parse(q).unwrap_err().to_string();
         assert_eq!(e("1 +"), "1:4: parse error: unexpected end of input");
-        assert_eq!(e("foo bar"), "1:5: parse error: unexpected identifier \"bar\"");
-        assert_eq!(e("sum(x) by (a) )"), "1:15: parse error: unexpected right parenthesis ')'");
+        assert_eq!(
+            e("foo bar"),
+            "1:5: parse error: unexpected identifier \"bar\""
+        );
+        assert_eq!(
+            e("sum(x) by (a) )"),
+            "1:15: parse error: unexpected right parenthesis ')'"
+        );
         assert_eq!(e("x +\n  * 2"), "2:3: parse error: unexpected \"*\"");
     }
 }

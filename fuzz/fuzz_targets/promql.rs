@@ -1,0 +1,5 @@
+#![no_main]
+//! Fuzz target: PromQL queries parsed and evaluated over a small store (`sonde::promql::fuzz_query`).
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| sonde::promql::fuzz_query(data));
