@@ -319,6 +319,9 @@ pub(crate) struct Ev<'a> {
 
 pub(crate) type Sink<'s> = dyn FnMut(Sv) -> Result<()> + 's;
 
+/// Turns one stored series' points into a result (run on worker threads).
+pub(crate) type SeriesMap<'s, T> = dyn Fn(Labels, &[i64], &[f64]) -> Result<Option<T>> + Sync + 's;
+
 /// Receives one series' points (labels, times, values) of a range argument.
 pub(crate) type PointsSink<'s> = dyn FnMut(Labels, &[i64], &[f64]) -> Result<()> + 's;
 
@@ -482,7 +485,7 @@ impl<'a> Ev<'a> {
         mint: i64,
         maxt: i64,
         drop_stale: bool,
-        map: &(dyn Fn(Labels, &[i64], &[f64]) -> Result<Option<T>> + Sync),
+        map: &SeriesMap<'_, T>,
         each: &mut dyn FnMut(T) -> Result<()>,
     ) -> Result<()> {
         let matchers = to_matchers(vs)?;
