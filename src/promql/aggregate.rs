@@ -38,6 +38,8 @@ struct Acc {
     n: u32,
     a: f64,
     b: f64,
+    /// `avg` only: the sum overflowed, `a` is now an incremental mean.
+    incremental: bool,
 }
 
 /// Evaluates an aggregation over the grid.
@@ -58,6 +60,9 @@ pub(crate) fn eval_aggregate(ev: &Ev<'_>, a: &AggregateExpr, g: &Grid) -> Result
             };
             let input = ev.eval_vector(&a.expr, g)?;
             if op == T_QUANTILE {
+                if let Some(q) = param.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+                    ev.warn(super::functions::quantile_warning(*q));
+                }
                 Ok(quantile_agg(&grouping, &param, input, g))
             } else {
                 top_bottom(&grouping, op == T_TOPK, &param, input, g)
@@ -117,7 +122,7 @@ fn simple(ev: &Ev<'_>, grouping: &Grouping<'_>, op: u16, e: &Expr, g: &Grid) -> 
             acc.n += 1;
             if acc.n == 1 {
                 match op {
-                    T_SUM => {
+                    T_SUM | T_AVG => {
                         acc.a = v;
                         acc.b = 0.0;
                     }
@@ -132,7 +137,19 @@ fn simple(ev: &Ev<'_>, grouping: &Grouping<'_>, op: u16, e: &Expr, g: &Grid) -> 
             match op {
                 T_SUM => (acc.a, acc.b) = kahan_inc(v, acc.a, acc.b),
                 T_AVG => {
+                    // A compensated sum while it does not overflow, then an
+                    // incremental mean (Prometheus' current avg).
                     let n = acc.n as f64;
+                    if !acc.incremental {
+                        let (ns, nc) = kahan_inc(v, acc.a, acc.b);
+                        if !ns.is_infinite() {
+                            (acc.a, acc.b) = (ns, nc);
+                            continue;
+                        }
+                        acc.incremental = true;
+                        acc.a /= n - 1.0;
+                        acc.b /= n - 1.0;
+                    }
                     if acc.a.is_infinite() {
                         if v.is_infinite() && (acc.a > 0.0) == (v > 0.0) {
                             continue;
@@ -141,7 +158,8 @@ fn simple(ev: &Ev<'_>, grouping: &Grouping<'_>, op: u16, e: &Expr, g: &Grid) -> 
                             continue;
                         }
                     }
-                    acc.a += v / n - acc.a / n;
+                    let corrected = acc.a + acc.b;
+                    (acc.a, acc.b) = kahan_inc(v / n - corrected / n, acc.a, acc.b);
                 }
                 T_MIN if acc.a > v || acc.a.is_nan() => acc.a = v,
                 T_MAX if acc.a < v || acc.a.is_nan() => acc.a = v,
@@ -171,6 +189,13 @@ fn simple(ev: &Ev<'_>, grouping: &Grouping<'_>, op: u16, e: &Expr, g: &Grid) -> 
                                 acc.a
                             } else {
                                 acc.a + acc.b
+                            }
+                        }
+                        T_AVG => {
+                            if acc.incremental {
+                                acc.a + acc.b
+                            } else {
+                                (acc.a + acc.b) / acc.n as f64
                             }
                         }
                         T_COUNT => acc.n as f64,

@@ -333,6 +333,14 @@ impl<'a> Ev<'a> {
         Ok(())
     }
 
+    /// Adds a warning (once).
+    pub fn warn(&self, msg: String) {
+        let mut w = self.warnings.borrow_mut();
+        if !w.contains(&msg) {
+            w.push(msg);
+        }
+    }
+
     /// Accounts for `n` more samples held in memory.
     pub fn hold(&self, n: usize) -> Result<()> {
         let c = self.samples.get() + n;

@@ -437,7 +437,12 @@ fn sort_vector(name: &str, vs: &mut [Sv], by: &[String]) {
             }
         }),
         _ => {
-            vs.sort_by(|a, b| a.labels.cmp_labels(&b.labels));
+            // Ties keep the order of the full label sets (descending for _desc).
+            if name == "sort_by_label_desc" {
+                vs.sort_by(|a, b| b.labels.cmp_labels(&a.labels));
+            } else {
+                vs.sort_by(|a, b| a.labels.cmp_labels(&b.labels));
+            }
             vs.sort_by(|a, b| {
                 for l in by {
                     let (x, y) = (a.labels.get(l).unwrap_or(""), b.labels.get(l).unwrap_or(""));
@@ -506,6 +511,11 @@ fn range_call(ev: &Ev<'_>, c: &Call, f: RangeFn, g: &Grid, sink: &mut Sink<'_>) 
         _ => (arg(c, 0)?, Vec::new()),
     };
     let w: Windows = ev.windows(marg)?;
+    if f == RangeFn::Quantile {
+        if let Some(q) = params[0].iter().find(|q| !(0.0..=1.0).contains(*q)) {
+            ev.warn(quantile_warning(*q));
+        }
+    }
     let keep_name = matches!(f, RangeFn::Last | RangeFn::First);
     let mut seen: HashSet<Labels> = HashSet::new();
     let mut present = vec![false; g.n];
@@ -743,6 +753,42 @@ fn range_series(
     Ok(if any { Some(out) } else { None })
 }
 
+/// The mean with a compensated sum, switching to an incremental mean only
+/// if the sum would overflow (Prometheus' current `avg`/`avg_over_time`).
+pub(crate) fn kahan_mean(vals: impl Iterator<Item = f64>) -> f64 {
+    let (mut sum, mut mean, mut c, mut count) = (0.0f64, 0.0f64, 0.0f64, 0.0f64);
+    let mut incremental = false;
+    for v in vals {
+        count += 1.0;
+        if !incremental {
+            let (ns, nc) = kahan_inc(v, sum, c);
+            if count == 1.0 || !ns.is_infinite() {
+                sum = ns;
+                c = nc;
+                continue;
+            }
+            incremental = true;
+            mean = sum / (count - 1.0);
+            c /= count - 1.0;
+        }
+        if mean.is_infinite() {
+            if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                continue;
+            }
+            if !v.is_infinite() && !v.is_nan() {
+                continue;
+            }
+        }
+        let corrected = mean + c;
+        (mean, c) = kahan_inc(v / count - corrected / count, mean, c);
+    }
+    if incremental {
+        mean + c
+    } else {
+        (sum + c) / count
+    }
+}
+
 /// Neumaier-compensated summation step (Prometheus' `kahanSumInc`).
 #[inline]
 pub(crate) fn kahan_inc(inc: f64, sum: f64, c: f64) -> (f64, f64) {
@@ -798,22 +844,7 @@ fn range_kernel(
             }
             Some(r)
         }
-        RangeFn::Avg => {
-            let (mut mean, mut c, mut count) = (0.0f64, 0.0f64, 0.0f64);
-            for &v in vs {
-                count += 1.0;
-                if mean.is_infinite() {
-                    if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
-                        continue;
-                    }
-                    if !v.is_infinite() && !v.is_nan() {
-                        continue;
-                    }
-                }
-                (mean, c) = kahan_inc(v / count - mean / count, mean, c);
-            }
-            Some(if mean.is_infinite() { mean } else { mean + c })
-        }
+        RangeFn::Avg => Some(kahan_mean(vs.iter().copied())),
         RangeFn::Sum => {
             let (mut s, mut c) = (0.0, 0.0);
             for &v in vs {
@@ -1049,6 +1080,14 @@ fn linear_regression(ts: &[i64], vs: &[f64], intercept_t: i64) -> (f64, f64) {
     (slope, sy / n - slope * sx / n)
 }
 
+/// Prometheus' warning for a quantile outside [0, 1].
+pub(crate) fn quantile_warning(q: f64) -> String {
+    format!(
+        "PromQL warning: quantile value should be between 0 and 1, got {}",
+        super::super::api::format::format_value(q).trim_start_matches('+')
+    )
+}
+
 /// Prometheus' `quantile`: NaN sorts first; linear interpolation between ranks.
 pub(crate) fn quantile(q: f64, vals: &mut [f64]) -> f64 {
     if vals.is_empty() || q.is_nan() {
@@ -1098,9 +1137,7 @@ fn histogram_quantile(ev: &Ev<'_>, c: &Call, g: &Grid, sink: &mut Sink<'_>) -> R
         groups[gi].1.push((le, k));
     }
     if bad_le {
-        ev.warnings
-            .borrow_mut()
-            .push("PromQL warning: bucket label \"le\" is missing or has a malformed value".into());
+        ev.warn("PromQL warning: bucket label \"le\" is missing or has a malformed value".into());
     }
     let mut buckets: Vec<(f64, f64)> = Vec::new();
     for (labels, members) in groups {
