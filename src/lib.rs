@@ -8,6 +8,8 @@ pub mod api;
 pub mod check;
 pub mod cli;
 pub mod config;
+pub mod discovery;
+pub mod http_client;
 pub mod influx;
 pub mod metrics;
 pub mod promql;

@@ -20,6 +20,9 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 
+/// `User-Agent` of outgoing requests (scrapes, discovery, notifications).
+pub const USER_AGENT: &str = concat!("sonde/", env!("CARGO_PKG_VERSION"));
+
 /// Shared state of the running server.
 pub struct AppState {
     /// Command-line flags.

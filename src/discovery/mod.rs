@@ -1,0 +1,25 @@
+//! Service discovery: providers (static, file, Consul) that keep a current
+//! list of target groups, as Prometheus' discovery manager does.
+//!
+//! Every provider runs as a tokio task and publishes its *whole* current
+//! state through a `tokio::sync::watch` channel: a `Vec<TargetGroup>`, one
+//! group per source (a file, a Consul service, a static config). The scrape
+//! manager turns groups into targets with `relabel_configs`.
+
+use std::collections::BTreeMap;
+
+/// A label set as discovery produces it (names include `__address__` and `__meta_*`).
+pub type LabelSet = BTreeMap<String, String>;
+
+/// Targets from one source with labels common to all of them.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TargetGroup {
+    /// Identifies the group within its provider (file path and index, Consul service name, ...).
+    pub source: String,
+    /// One label set per target; each has at least `__address__`.
+    pub targets: Vec<LabelSet>,
+    /// Labels shared by every target of the group (a target's own labels win).
+    pub labels: LabelSet,
+}
+
+pub mod file;
