@@ -258,7 +258,11 @@ impl Server {
         let mut cmd = Command::new(bin);
         match kind {
             Kind::Sonde => {
-                cmd.arg(format!("--web.listen-address={addr}"))
+                // The same config as Prometheus: no scrapes of our own.
+                let cfg = dir.path().join("sonde.yml");
+                fs::write(&cfg, "global:\n  scrape_interval: 15s\n")?;
+                cmd.arg(format!("--config.file={}", cfg.display()))
+                    .arg(format!("--web.listen-address={addr}"))
                     .arg(format!("--storage.tsdb.path={}", data.display()));
             }
             Kind::Prometheus => {

@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine, installing what it needs:
-# Debian's prometheus (the reference server for differential tests) and
-# openssl (TLS test certificates).
+# Debian's prometheus (the reference server for differential tests),
+# victoria-metrics (the reference for Consul discovery), the node and
+# blackbox exporters (real scrape targets) and openssl (TLS test certificates).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
 need=()
 [ -x /usr/bin/prometheus ] || need+=(prometheus)
+[ -x /usr/bin/victoria-metrics ] || need+=(victoria-metrics)
+[ -x /usr/bin/prometheus-node-exporter ] || need+=(prometheus-node-exporter)
+[ -x /usr/bin/prometheus-blackbox-exporter ] || need+=(prometheus-blackbox-exporter)
 command -v openssl >/dev/null || need+=(openssl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
