@@ -79,7 +79,8 @@ impl HttpClient {
             b = b.http1_only();
         }
         if let Some(p) = &cfg.proxy_url {
-            let mut proxy = reqwest::Proxy::all(p).map_err(|e| format!("invalid proxy_url: {e}"))?;
+            let mut proxy =
+                reqwest::Proxy::all(p).map_err(|e| format!("invalid proxy_url: {e}"))?;
             if let Some(np) = &cfg.no_proxy {
                 proxy = proxy.no_proxy(reqwest::NoProxy::from_string(np));
             }

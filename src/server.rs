@@ -44,6 +44,8 @@ pub struct AppState {
     pub engine: Arc<crate::promql::Engine>,
     /// `--query.max-concurrency` query slots; further queries wait for one.
     pub query_slots: Arc<tokio::sync::Semaphore>,
+    /// The scrape manager, once storage is open.
+    scrape: OnceLock<Arc<crate::scrape::ScrapeManager>>,
 }
 
 impl AppState {
@@ -52,6 +54,11 @@ impl AppState {
         self.storage.get().ok_or_else(|| {
             crate::api::ApiError::unavailable("storage is starting up (WAL replay in progress)")
         })
+    }
+
+    /// The scrape manager (absent while storage opens).
+    pub fn scrape(&self) -> Option<&Arc<crate::scrape::ScrapeManager>> {
+        self.scrape.get()
     }
 
     /// Whether storage is open.
@@ -65,7 +72,11 @@ impl AppState {
         let now = SystemTime::now();
         match res {
             Ok(c) => {
-                *self.config.write() = Arc::new(c);
+                let c = Arc::new(c);
+                if let Some(m) = self.scrape.get() {
+                    m.apply(&c);
+                }
+                *self.config.write() = c;
                 *self.last_reload.lock() = (true, now);
                 self.metrics
                     .config_last_reload_successful
@@ -203,6 +214,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         replay: OnceLock::new(),
         engine,
         query_slots,
+        scrape: OnceLock::new(),
     });
     state
         .metrics
@@ -281,10 +293,24 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         .storage
         .set(Arc::new(Storage::new(db, DEFAULT_MAX_EXEMPLARS)));
     tracing::info!("storage ready; server is ready to receive requests");
+    let storage = state.storage.get().cloned();
+    if let Some(storage) = storage {
+        let cfg = state.config.read().clone();
+        let manager = Arc::new(crate::scrape::ScrapeManager::new(
+            storage,
+            xxhash_rust::xxh3::xxh3_64(format!("{:?}", cfg.global.external_labels).as_bytes()),
+        ));
+        manager.apply(&cfg);
+        let _ = state.scrape.set(manager);
+    }
 
     let served = server.await.context("server task")?;
     if let Err(e) = served {
         tracing::error!(error = %e, "HTTP server failed");
+    }
+    if let Some(m) = state.scrape.get() {
+        tracing::info!("stopping scrapes (writing staleness markers)");
+        m.shutdown().await;
     }
     tracing::info!("shutting down storage");
     if let Some(s) = state.storage.get() {

@@ -1,5 +1,5 @@
 //! Replays the committed inputs of the server's fuzz targets
-//! (`fuzz/regressions/{remote_write,influx_line,prometheus_config,promql}/`): none may panic.
+//! (`fuzz/regressions/<target>/`): none may panic.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use std::path::PathBuf;
@@ -8,11 +8,13 @@ use std::path::PathBuf;
 fn committed_fuzz_inputs_do_not_panic() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
     type Target = fn(&[u8]);
-    let targets: [(&str, Target); 4] = [
+    let targets: [(&str, Target); 6] = [
         ("remote_write", sonde::remote::fuzz_write),
         ("influx_line", sonde::influx::fuzz_parse),
         ("prometheus_config", sonde::config::fuzz_parse),
         ("promql", sonde::promql::fuzz_query),
+        ("relabel", sonde::relabel::fuzz_relabel),
+        ("exposition", sonde::scrape::exposition::fuzz_parse),
     ];
     let mut n = 0;
     for (name, f) in targets {

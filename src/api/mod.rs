@@ -12,6 +12,7 @@ mod push;
 mod query;
 mod read;
 mod status;
+mod targets;
 
 use crate::server::AppState;
 use axum::body::Bytes;
@@ -226,6 +227,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             get(read::exemplars).post(read::exemplars),
         )
         .route("/api/v1/metadata", get(read::metadata))
+        .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/targets/metadata", get(targets::targets_metadata))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))
         .route("/api/v1/status/flags", get(status::flags))

@@ -171,6 +171,15 @@ pub fn parse_selector(s: &str) -> Result<Vec<Matcher>, ApiError> {
     Ok(out)
 }
 
+/// A selector whose matchers may all match the empty string (`match_target={job="x"}` or `{}`).
+pub fn parse_selector_allow_empty(s: &str) -> Result<Vec<Matcher>, String> {
+    let expr = crate::promql::parse::parse(s).map_err(|e| e.to_string())?;
+    let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
+        return Err(format!("{s:?} is not a series selector"));
+    };
+    crate::promql::eval::to_matchers(&vs).map_err(|e| e.to_string())
+}
+
 /// Decodes a label name from a URL path: plain, or `U__`-escaped (`__` → `_`, `_<hex>_` → that code point).
 pub fn unescape_label_name(s: &str) -> Result<String, ApiError> {
     let Some(rest) = s.strip_prefix("U__") else {

@@ -39,8 +39,9 @@ pub fn parse_file(path: &Path, content: &str) -> Result<Vec<TargetGroup>, String
         .to_ascii_lowercase();
     let raw: Vec<RawGroup> = match ext.as_str() {
         "json" => serde_json::from_str(content).map_err(|e| format!("{}: {e}", path.display()))?,
-        "yml" | "yaml" => serde_saphyr::from_str(content)
-            .map_err(|e| format!("{}: {e}", path.display()))?,
+        "yml" | "yaml" => {
+            serde_saphyr::from_str(content).map_err(|e| format!("{}: {e}", path.display()))?
+        }
         _ => return Err(format!("{}: unknown file extension", path.display())),
     };
     let mut out = Vec::with_capacity(raw.len());

@@ -22,4 +22,5 @@ pub struct TargetGroup {
     pub labels: LabelSet,
 }
 
+pub mod consul;
 pub mod file;

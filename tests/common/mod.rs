@@ -3,6 +3,8 @@
 //! directory, wait until it is ready, and stop it when the handle drops.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod consul;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -75,6 +77,13 @@ pub fn start_sonde(dir: &Path, args: &[&str]) -> Server {
     std::fs::create_dir_all(dir).unwrap();
     let port = free_port();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_sonde"));
+    // Without a config of the test's own, one that scrapes nothing (the
+    // embedded default scrapes localhost:9090 and :9100).
+    if !args.iter().any(|a| a.starts_with("--config.file")) {
+        let cfg = dir.join("sonde-empty.yml");
+        std::fs::write(&cfg, "global:\n  scrape_interval: 15s\n").unwrap();
+        cmd.arg(format!("--config.file={}", cfg.display()));
+    }
     cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
         .arg(format!(
             "--storage.tsdb.path={}",
@@ -85,6 +94,90 @@ pub fn start_sonde(dir: &Path, args: &[&str]) -> Server {
 }
 
 /// Spawns `cmd` (stderr to `dir/<name>-<port>.log`) and waits for `/-/ready`.
+/// Spawns `cmd` and waits until `ready_path` answers 200.
+pub fn spawn_waiting(
+    mut cmd: Command,
+    name: &str,
+    port: u16,
+    dir: &Path,
+    ready_path: &str,
+) -> Server {
+    let log = dir.join(format!("{name}-{port}.log"));
+    let child = cmd
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let s = Server {
+        child: Some(child),
+        port,
+        dir: dir.to_path_buf(),
+        log,
+    };
+    wait_ready(&s.url(ready_path), Duration::from_secs(60), &s);
+    s
+}
+
+/// Starts Debian's node exporter on a free port (installed by scripts/test.sh).
+pub fn start_node_exporter(dir: &Path) -> Server {
+    let bin = Path::new("/usr/bin/prometheus-node-exporter");
+    assert!(bin.exists(), "node exporter is not installed: run scripts/test.sh (apt-get install -y prometheus-node-exporter)");
+    let port = free_port();
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        // Collectors whose series come and go between scrapes (or read the
+        // system journal) make two servers' views differ; the rest is plenty.
+        .arg("--no-collector.systemd")
+        .arg("--no-collector.ntp")
+        .arg("--no-collector.arp")
+        .arg("--no-collector.netclass")
+        .arg("--no-collector.mdadm")
+        .arg("--no-collector.hwmon")
+        .arg("--no-collector.thermal_zone")
+        .arg("--no-collector.textfile");
+    spawn_waiting(cmd, "node-exporter", port, dir, "/metrics")
+}
+
+/// Starts Debian's blackbox exporter on a free port with a config that has an `http_2xx` module.
+pub fn start_blackbox_exporter(dir: &Path) -> Server {
+    let bin = Path::new("/usr/bin/prometheus-blackbox-exporter");
+    assert!(bin.exists(), "blackbox exporter is not installed: run scripts/test.sh (apt-get install -y prometheus-blackbox-exporter)");
+    let port = free_port();
+    let cfg = dir.join("blackbox.yml");
+    std::fs::write(
+        &cfg,
+        "modules:\n  http_2xx:\n    prober: http\n    timeout: 5s\n",
+    )
+    .unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!("--config.file={}", cfg.display()));
+    spawn_waiting(cmd, "blackbox-exporter", port, dir, "/metrics")
+}
+
+/// An instant query's result array (panics on an error answer).
+pub fn query(s: &Server, q: &str) -> Vec<serde_json::Value> {
+    let p = format!(
+        "/api/v1/query?query={}",
+        form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+    );
+    let (c, v) = get_json(s, &p);
+    assert_eq!(c, 200, "{q}: {v}");
+    v["data"]["result"].as_array().cloned().unwrap_or_default()
+}
+
+/// Polls `f` until it returns true or `limit` passes.
+pub fn eventually(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    false
+}
+
 fn spawn_ready(mut cmd: Command, name: &str, port: u16, dir: &Path) -> Server {
     let log = dir.join(format!("{name}-{port}.log"));
     let child = cmd
@@ -183,6 +276,23 @@ pub fn post_write(base: &str, body: Vec<u8>) -> (u16, String) {
         .send()
         .unwrap();
     (r.status().as_u16(), r.text().unwrap())
+}
+
+/// Starts Debian's Prometheus (2.42) with the given prometheus.yml content.
+pub fn start_prometheus_with(dir: &Path, config: &str) -> Server {
+    let bin = Path::new("/usr/bin/prometheus");
+    assert!(bin.exists(), "Prometheus is not installed: run scripts/test.sh (it runs `apt-get install -y prometheus`)");
+    let port = free_port();
+    let cfg = dir.join("prometheus-custom.yml");
+    std::fs::write(&cfg, config).unwrap();
+    let mut cmd = Command::new(bin);
+    cmd.arg(format!("--config.file={}", cfg.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("prom-data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"));
+    spawn_ready(cmd, "prometheus", port, dir)
 }
 
 /// Starts Debian's Prometheus (2.42) with the remote-write receiver on a free port.

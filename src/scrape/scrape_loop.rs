@@ -1,0 +1,643 @@
+//! One target's scrape loop: fetch, parse, label, store, mark stale.
+//!
+//! As in Prometheus:
+//! - scrapes are spread over the interval by a stable hash of the target;
+//! - a per-target cache maps the raw series text of the exposition to the
+//!   stored series, so a repeated scrape neither parses labels nor relabels;
+//! - a series that was in the previous successful scrape and is missing now
+//!   gets a staleness marker; a failed scrape marks every series of the
+//!   previous one stale; so does stopping the loop (target gone, shutdown);
+//! - nothing of a failed scrape is stored except the report series (`up`, ...).
+
+use super::exposition::{Entry as Expo, Format, MetricType, Parser};
+use super::target::{Health, Target};
+use crate::config::RelabelConfig;
+use crate::http_client::HttpClient;
+use crate::promql::value::stale_nan;
+use crate::storage::{MetricMetadata, Storage};
+use sonde_engine::head::SeriesRef;
+use sonde_engine::labels::Labels;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// What Prometheus 2.42 sends as `Accept` (OpenMetrics preferred).
+pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// Per-job settings a loop needs.
+#[derive(Debug, Clone, Default)]
+pub struct LoopConfig {
+    /// Scraped labels win over target labels.
+    pub honor_labels: bool,
+    /// Use timestamps from the exposition.
+    pub honor_timestamps: bool,
+    /// Mark series with explicit timestamps stale too.
+    pub track_timestamps_staleness: bool,
+    /// Largest uncompressed body (0 = none).
+    pub body_size_limit: u64,
+    /// Most samples per scrape after metric relabeling (0 = none).
+    pub sample_limit: u64,
+    /// Most labels per series (0 = none).
+    pub label_limit: u64,
+    /// Longest label name (0 = none).
+    pub label_name_length_limit: u64,
+    /// Longest label value (0 = none).
+    pub label_value_length_limit: u64,
+    /// `metric_relabel_configs`.
+    pub metric_relabel: Vec<RelabelConfig>,
+    /// Label name rules for relabeling.
+    pub name_scheme: crate::config::NameValidationScheme,
+}
+
+/// Counters over all loops, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct ScrapeCounters {
+    /// Scrapes done.
+    pub scrapes: std::sync::atomic::AtomicU64,
+    /// Scrapes that failed.
+    pub failures: std::sync::atomic::AtomicU64,
+    /// Samples stored.
+    pub samples: std::sync::atomic::AtomicU64,
+    /// Samples the storage refused (out of order, duplicate, too old).
+    pub rejected: std::sync::atomic::AtomicU64,
+}
+
+/// How a loop ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopMode {
+    /// The target is gone or the server stops: mark its series stale.
+    Stale,
+    /// A new loop takes over the same target (reload): no markers.
+    Handover,
+}
+
+struct CacheEntry {
+    sref: Option<SeriesRef>,
+    labels: Labels,
+    dropped: bool,
+    /// Error to fail the scrape with (a label limit), checked every time.
+    limit_err: Option<String>,
+    explicit_ts: bool,
+    /// Iteration of the last successful scrape that stored it.
+    seen_ok: u64,
+    /// Iteration that last saw it at all.
+    seen: u64,
+}
+
+/// The loop's state.
+pub struct ScrapeLoop {
+    target: Arc<Target>,
+    cfg: Arc<LoopConfig>,
+    client: HttpClient,
+    storage: Arc<Storage>,
+    counters: Arc<ScrapeCounters>,
+    index: HashMap<Box<str>, usize>,
+    entries: Vec<CacheEntry>,
+    iter: u64,
+    /// Whether the previous scrape succeeded, and which iteration that was.
+    last_ok: bool,
+    ok_iter: u64,
+    report: Vec<Labels>,
+    report_refs: Vec<Option<SeriesRef>>,
+    jitter_seed: u64,
+    /// Set when the pool is over `target_limit`: every scrape fails with it.
+    forced: Option<String>,
+}
+
+const REPORT_NAMES: [&str; 5] = [
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// What one successful ingest found.
+struct Ingested {
+    scraped: u64,
+    post_relabel: u64,
+    added: u64,
+}
+
+impl ScrapeLoop {
+    /// A loop for `target`.
+    pub fn new(
+        target: Arc<Target>,
+        cfg: Arc<LoopConfig>,
+        client: HttpClient,
+        storage: Arc<Storage>,
+        counters: Arc<ScrapeCounters>,
+        jitter_seed: u64,
+    ) -> ScrapeLoop {
+        let report = REPORT_NAMES
+            .iter()
+            .map(|n| {
+                let mut l = target.labels.clone();
+                l.push(("__name__".into(), n.to_string()));
+                Labels::new(l).unwrap_or_default()
+            })
+            .collect();
+        ScrapeLoop {
+            target,
+            cfg,
+            client,
+            storage,
+            counters,
+            index: HashMap::new(),
+            entries: Vec::new(),
+            iter: 0,
+            last_ok: false,
+            ok_iter: 0,
+            report,
+            report_refs: vec![None; REPORT_NAMES.len()],
+            jitter_seed,
+            forced: None,
+        }
+    }
+
+    /// Makes every scrape fail with `err` (without fetching), or stops that.
+    pub fn force_error(&mut self, err: Option<String>) {
+        self.forced = err;
+    }
+
+    /// Delay before the first scrape: a stable point within the interval
+    /// (Prometheus' `Target.offset`), so restarts don't bunch scrapes.
+    fn offset(&self) -> Duration {
+        let iv = self.target.interval.as_nanos().max(1) as u64;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let base = iv - now % iv;
+        let off = (self.target.key() ^ self.jitter_seed) % iv;
+        let mut next = base + off;
+        if next > iv {
+            next -= iv;
+        }
+        Duration::from_nanos(next)
+    }
+
+    /// Runs until `stop` says how to end.
+    pub async fn run(mut self, mut stop: tokio::sync::watch::Receiver<Option<StopMode>>) {
+        let first = tokio::time::Instant::now() + self.offset();
+        let mut ticker = tokio::time::interval_at(first, self.target.interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mode = loop {
+            tokio::select! {
+                _ = ticker.tick() => self.scrape_once().await,
+                r = stop.changed() => {
+                    let mode = if r.is_err() { Some(StopMode::Stale) } else { *stop.borrow() };
+                    if let Some(m) = mode {
+                        break m;
+                    }
+                }
+            }
+        };
+        if mode == StopMode::Stale {
+            self.end_staleness();
+        }
+    }
+
+    /// One scrape: fetch, ingest, report.
+    pub async fn scrape_once(&mut self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let started = SystemTime::now();
+        let t = now_ms();
+        let t0 = Instant::now();
+        self.iter += 1;
+        let fetched = match &self.forced {
+            Some(e) => Err(e.clone()),
+            None => self.fetch().await,
+        };
+        let result = match fetched {
+            Ok((body, format)) => self.ingest(&body, format, t),
+            Err(e) => Err(e),
+        };
+        let took = t0.elapsed();
+        self.counters.scrapes.fetch_add(1, Relaxed);
+        let (up, stats, err) = match result {
+            Ok(s) => (1.0, s, String::new()),
+            Err(e) => {
+                self.counters.failures.fetch_add(1, Relaxed);
+                (
+                    0.0,
+                    Ingested {
+                        scraped: 0,
+                        post_relabel: 0,
+                        added: 0,
+                    },
+                    e,
+                )
+            }
+        };
+        let failed = up == 0.0;
+        let mut app = self.storage.db.appender();
+        if failed {
+            // Everything of the previous scrape is gone now.
+            if self.last_ok {
+                self.mark_stale(&mut app, t, self.ok_iter);
+            }
+            self.last_ok = false;
+        }
+        let vals = [
+            up,
+            took.as_secs_f64(),
+            stats.scraped as f64,
+            stats.post_relabel as f64,
+            stats.added as f64,
+        ];
+        self.append_report(&mut app, t, &vals);
+        if let Err(e) = app.commit() {
+            tracing::warn!(target = %self.target.url, error = %e, "storing scrape report failed");
+        }
+        let mut st = self.target.status.lock();
+        st.health = if failed { Health::Down } else { Health::Up };
+        st.last_error = err;
+        st.last_scrape = Some(started);
+        st.last_duration = took;
+        st.last_samples = stats.post_relabel;
+    }
+
+    async fn fetch(&self) -> Result<(Vec<u8>, Format), String> {
+        let url = &self.target.url;
+        let timeout = self.target.timeout;
+        let req = self
+            .client
+            .get(url)
+            .header(reqwest::header::ACCEPT, ACCEPT_HEADER)
+            .header(
+                "X-Prometheus-Scrape-Timeout-Seconds",
+                format!("{}", timeout.as_secs_f64()),
+            )
+            .timeout(timeout);
+        let err = |e: reqwest::Error| {
+            if e.is_timeout() {
+                format!("Get \"{url}\": context deadline exceeded")
+            } else {
+                let mut msg = e.to_string();
+                let mut src = std::error::Error::source(&e);
+                while let Some(s) = src {
+                    msg = format!("{msg}: {s}");
+                    src = s.source();
+                }
+                format!("Get \"{url}\": {msg}")
+            }
+        };
+        let mut resp = req.send().await.map_err(err)?;
+        let status = resp.status();
+        if status != reqwest::StatusCode::OK {
+            return Err(format!(
+                "server returned HTTP status {} {}",
+                status.as_u16(),
+                status.canonical_reason().unwrap_or("")
+            ));
+        }
+        let format = super::exposition::format_from_content_type(
+            resp.headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or(""),
+        );
+        let limit = self.cfg.body_size_limit;
+        let mut body = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(err)? {
+            if limit > 0 && (body.len() + chunk.len()) as u64 > limit {
+                return Err("body size limit exceeded".into());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok((body, format))
+    }
+
+    /// Labels of a newly seen series: target labels merged in, metric
+    /// relabeling applied, limits checked.
+    fn new_entry(&self, name: &str, scraped: Vec<(String, String)>) -> CacheEntry {
+        let mut labels: Vec<(String, String)> = scraped;
+        labels.retain(|(_, v)| !v.is_empty());
+        labels.push(("__name__".into(), name.to_string()));
+        let target = &self.target.labels;
+        if self.cfg.honor_labels {
+            for (n, v) in target {
+                if !labels.iter().any(|(x, _)| x == n) {
+                    labels.push((n.clone(), v.clone()));
+                }
+            }
+        } else {
+            let exposed: Vec<(String, String)> = labels.clone();
+            for (n, v) in target {
+                if let Some(pos) = labels.iter().position(|(x, _)| x == n) {
+                    let old = labels.remove(pos).1;
+                    // exported_<name>, prefixed again while that is taken.
+                    let mut new = format!("exported_{n}");
+                    while exposed.iter().any(|(x, _)| *x == new)
+                        || target.iter().any(|(x, _)| *x == new)
+                    {
+                        new = format!("exported_{new}");
+                    }
+                    labels.push((new, old));
+                }
+                labels.push((n.clone(), v.clone()));
+            }
+        }
+        labels.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut e = CacheEntry {
+            sref: None,
+            labels: Labels::default(),
+            dropped: false,
+            limit_err: None,
+            explicit_ts: false,
+            seen_ok: 0,
+            seen: 0,
+        };
+        if !self.cfg.metric_relabel.is_empty()
+            && !crate::relabel::process_with_scheme(
+                &mut labels,
+                &self.cfg.metric_relabel,
+                self.cfg.name_scheme,
+            )
+        {
+            e.dropped = true;
+            return e;
+        }
+        labels.retain(|(_, v)| !v.is_empty());
+        if let Some(err) = self.check_limits(&labels) {
+            e.limit_err = Some(err);
+            return e;
+        }
+        match Labels::new(labels.iter().map(|(n, v)| (n.as_str(), v.as_str()))) {
+            Ok(l) if l.get("__name__").is_some() => e.labels = l,
+            Ok(_) => e.dropped = true,
+            Err(err) => e.limit_err = Some(format!("invalid labels: {err}")),
+        }
+        e
+    }
+
+    fn check_limits(&self, labels: &[(String, String)]) -> Option<String> {
+        let c = &self.cfg;
+        let metric = labels
+            .iter()
+            .find(|(n, _)| n == "__name__")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        let metric: String = metric.chars().take(50).collect();
+        if c.label_limit > 0 && labels.len() as u64 > c.label_limit {
+            return Some(format!(
+                "label_limit exceeded (metric: {metric}, number of labels: {}, limit: {})",
+                labels.len(),
+                c.label_limit
+            ));
+        }
+        for (n, v) in labels {
+            if c.label_name_length_limit > 0 && n.len() as u64 > c.label_name_length_limit {
+                return Some(format!(
+                    "label_name_length_limit exceeded (metric: {metric}, label name: {}, length: {}, limit: {})",
+                    n.chars().take(50).collect::<String>(),
+                    n.len(),
+                    c.label_name_length_limit
+                ));
+            }
+            if c.label_value_length_limit > 0 && v.len() as u64 > c.label_value_length_limit {
+                return Some(format!(
+                    "label_value_length_limit exceeded (metric: {metric}, label name: {}, value: {:?}, length: {}, limit: {})",
+                    n.chars().take(50).collect::<String>(),
+                    v.chars().take(50).collect::<String>(),
+                    v.len(),
+                    c.label_value_length_limit
+                ));
+            }
+        }
+        None
+    }
+
+    /// Parses the body and stores its samples; on any error nothing of it is stored.
+    fn ingest(&mut self, body: &[u8], format: Format, t: i64) -> Result<Ingested, String> {
+        let iter = self.iter;
+        let mut parser = Parser::new(body, format);
+        let mut batch: Vec<(usize, i64, f64)> = Vec::new();
+        let mut scraped = 0u64;
+        let mut added = 0u64;
+        let mut meta: Vec<(String, MetricMetadata)> = Vec::new();
+        let mut exemplars = Vec::new();
+        loop {
+            let entry = parser.next().map_err(|e| e.to_string())?;
+            let Some(entry) = entry else { break };
+            match entry {
+                Expo::Sample(s) => {
+                    scraped += 1;
+                    let idx = match self.index.get(s.series) {
+                        Some(&i) => i,
+                        None => {
+                            let scraped_labels: Vec<(String, String)> = s
+                                .labels()
+                                .map_err(|e| e.to_string())?
+                                .into_iter()
+                                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                                .collect();
+                            let e = self.new_entry(&s.name, scraped_labels);
+                            added += u64::from(!e.dropped && e.limit_err.is_none());
+                            self.entries.push(e);
+                            self.index.insert(s.series.into(), self.entries.len() - 1);
+                            self.entries.len() - 1
+                        }
+                    };
+                    let e = &mut self.entries[idx];
+                    e.seen = iter;
+                    if e.dropped {
+                        continue;
+                    }
+                    if let Some(err) = &e.limit_err {
+                        return Err(err.clone());
+                    }
+                    let ts = match s.timestamp_ms {
+                        Some(ts) if self.cfg.honor_timestamps => {
+                            e.explicit_ts = true;
+                            ts
+                        }
+                        _ => t,
+                    };
+                    if let Some(x) = &s.exemplar {
+                        exemplars.push((
+                            idx,
+                            crate::storage::Exemplar {
+                                labels: Labels::new(
+                                    x.labels.iter().map(|(n, v)| (n.as_ref(), v.as_ref())),
+                                )
+                                .unwrap_or_default(),
+                                value: x.value,
+                                t_ms: x.timestamp_ms.unwrap_or(ts),
+                            },
+                        ));
+                    }
+                    batch.push((idx, ts, s.value));
+                    if self.cfg.sample_limit > 0 && batch.len() as u64 > self.cfg.sample_limit {
+                        return Err("sample limit exceeded".into());
+                    }
+                }
+                Expo::Type { metric, kind } => {
+                    meta_entry(&mut meta, &metric).kind = type_name(kind).to_string();
+                }
+                Expo::Help { metric, text } => {
+                    meta_entry(&mut meta, &metric).help = text.to_string();
+                }
+                Expo::Unit { metric, unit } => {
+                    meta_entry(&mut meta, &metric).unit = unit.to_string();
+                }
+            }
+        }
+        let post = batch.len() as u64;
+        let mut app = self.storage.db.appender();
+        let mut rejected = 0u64;
+        for &(idx, ts, v) in &batch {
+            let e = &mut self.entries[idx];
+            let r = match e.sref {
+                Some(r) => match app.append_ref(r, ts, v) {
+                    Err(sonde_engine::Error::UnknownSeriesRef(_)) => {
+                        app.append(&e.labels, ts, v).map(|r| e.sref = Some(r))
+                    }
+                    other => other,
+                },
+                None => app.append(&e.labels, ts, v).map(|r| e.sref = Some(r)),
+            };
+            if r.is_err() {
+                rejected += 1;
+            }
+            e.seen_ok = iter;
+        }
+        if self.last_ok {
+            // In the previous scrape, not in this one.
+            self.mark_stale(&mut app, t, self.ok_iter);
+        }
+        app.commit()
+            .map_err(|e| format!("storing the scrape failed: {e}"))?;
+        self.last_ok = true;
+        self.ok_iter = iter;
+        use std::sync::atomic::Ordering::Relaxed;
+        self.counters.samples.fetch_add(post - rejected, Relaxed);
+        self.counters.rejected.fetch_add(rejected, Relaxed);
+        for (idx, x) in exemplars {
+            self.storage.exemplars.add(&self.entries[idx].labels, x);
+        }
+        if !meta.is_empty() {
+            let mut tm = self.target.metadata.lock();
+            for (name, m) in meta {
+                self.storage.metadata.add(&name, m.clone());
+                tm.insert(name, m);
+            }
+        }
+        self.evict();
+        Ok(Ingested {
+            scraped,
+            post_relabel: post,
+            added,
+        })
+    }
+
+    /// Appends staleness markers for the series stored by the successful
+    /// scrape `ok_iter`, except those with explicit timestamps.
+    fn mark_stale(&mut self, app: &mut sonde_engine::head::Appender, t: i64, ok_iter: u64) {
+        let track = self.cfg.track_timestamps_staleness;
+        for e in &mut self.entries {
+            if e.seen_ok != ok_iter || e.dropped || (e.explicit_ts && !track) {
+                continue;
+            }
+            if let Some(r) = e.sref {
+                let _ = app.append_ref(r, t, stale_nan());
+            }
+        }
+    }
+
+    fn append_report(&mut self, app: &mut sonde_engine::head::Appender, t: i64, vals: &[f64]) {
+        for (i, v) in vals.iter().enumerate() {
+            let r = match self.report_refs[i] {
+                Some(r) => match app.append_ref(r, t, *v) {
+                    Err(sonde_engine::Error::UnknownSeriesRef(_)) => {
+                        app.append(&self.report[i], t, *v)
+                    }
+                    Ok(()) => Ok(r),
+                    Err(e) => Err(e),
+                },
+                None => app.append(&self.report[i], t, *v),
+            };
+            self.report_refs[i] = r.ok();
+        }
+    }
+
+    /// The loop ends for good: every series of the last scrape and the report series go stale.
+    fn end_staleness(&mut self) {
+        let t = now_ms();
+        let mut app = self.storage.db.appender();
+        if self.last_ok {
+            self.mark_stale(&mut app, t, self.ok_iter);
+        }
+        let stale: Vec<f64> = vec![stale_nan(); REPORT_NAMES.len()];
+        self.append_report(&mut app, t, &stale);
+        if let Err(e) = app.commit() {
+            tracing::warn!(target = %self.target.url, error = %e, "writing staleness markers failed");
+        }
+    }
+
+    /// Forgets series not seen for a while (the cache stays bounded).
+    fn evict(&mut self) {
+        if self.entries.len() < 1024 || !self.iter.is_multiple_of(16) {
+            return;
+        }
+        let min = self.iter.saturating_sub(8);
+        let live = self.entries.iter().filter(|e| e.seen >= min).count();
+        if live * 2 > self.entries.len() {
+            return;
+        }
+        let mut keep: Vec<Option<CacheEntry>> = std::mem::take(&mut self.entries)
+            .into_iter()
+            .map(Some)
+            .collect();
+        let mut new_index = HashMap::with_capacity(live);
+        for (k, i) in self.index.drain() {
+            if let Some(e) = keep[i].take() {
+                if e.seen >= min {
+                    self.entries.push(e);
+                    new_index.insert(k, self.entries.len() - 1);
+                }
+            }
+        }
+        self.index = new_index;
+    }
+}
+
+fn meta_entry<'m>(
+    meta: &'m mut Vec<(String, MetricMetadata)>,
+    metric: &str,
+) -> &'m mut MetricMetadata {
+    if let Some(i) = meta.iter().position(|(n, _)| n == metric) {
+        return &mut meta[i].1;
+    }
+    meta.push((
+        metric.to_string(),
+        MetricMetadata {
+            kind: "unknown".into(),
+            help: String::new(),
+            unit: String::new(),
+        },
+    ));
+    let last = meta.len() - 1;
+    &mut meta[last].1
+}
+
+fn type_name(k: MetricType) -> &'static str {
+    match k {
+        MetricType::Counter => "counter",
+        MetricType::Gauge => "gauge",
+        MetricType::Summary => "summary",
+        MetricType::Histogram => "histogram",
+        MetricType::GaugeHistogram => "gaugehistogram",
+        MetricType::Info => "info",
+        MetricType::StateSet => "stateset",
+        MetricType::Unknown => "unknown",
+    }
+}
