@@ -378,7 +378,12 @@ impl Server {
         let mut cmd = Command::new(bin);
         match kind {
             Kind::Sonde => {
-                cmd.arg(format!("--web.listen-address={addr}"))
+                // The same config as Prometheus: no scrapes of our own (the
+                // embedded default would write samples at "now", ahead of the backfill).
+                let cfg = dir.join("sonde.yml");
+                fs::write(&cfg, "global:\n  scrape_interval: 15s\n")?;
+                cmd.arg(format!("--config.file={}", cfg.display()))
+                    .arg(format!("--web.listen-address={addr}"))
                     .arg(format!("--storage.tsdb.path={}", data.display()))
                     .arg("--query.max-samples=500000000")
                     .arg(format!("--query.timeout={timeout}"));

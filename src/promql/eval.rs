@@ -102,6 +102,11 @@ impl Engine {
         self.exec(db, &expr, Grid::instant(t_ms), true, timeout, t_ms)
     }
 
+    /// Evaluates an already parsed expression at `t_ms` (rule evaluation).
+    pub fn instant_query_expr(&self, db: &Db, expr: &Expr, t_ms: i64) -> Result<QueryResult> {
+        self.exec(db, expr, Grid::instant(t_ms), true, self.opts.timeout, t_ms)
+    }
+
     /// [`Engine::range_query`] with a timeout (capped by the engine's).
     pub fn range_query_timeout(
         &self,

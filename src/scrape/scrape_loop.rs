@@ -430,6 +430,10 @@ impl ScrapeLoop {
             let Some(entry) = entry else { break };
             match entry {
                 Expo::Sample(s) => {
+                    // `_created` lines are start times, not series (as Prometheus 3 treats them).
+                    if s.created {
+                        continue;
+                    }
                     scraped += 1;
                     let idx = match self.index.get(s.series) {
                         Some(&i) => i,
