@@ -1,4 +1,5 @@
-//! promtool-style checks: `sonde check config FILE...`, `sonde check web-config FILE...`.
+//! promtool-style checks: `sonde check config FILE...`, `sonde check rules FILE...`,
+//! `sonde check web-config FILE...`.
 
 use crate::cli::{CheckWhat, Command};
 use crate::config::Config;
@@ -21,12 +22,29 @@ pub fn run(cmd: Command) -> ExitCode {
                         for w in c.warnings() {
                             println!("  WARNING: {w}");
                         }
+                        match c.resolve_rule_files() {
+                            Ok(rule_files) => {
+                                for rf in rule_files {
+                                    println!();
+                                    failed |= !check_rule_file(&rf);
+                                }
+                            }
+                            Err(e) => {
+                                failed = true;
+                                println!("  FAILED: {e}");
+                            }
+                        }
                     }
                     Err(e) => {
                         failed = true;
                         println!("Checking {}\n  FAILED: {e}", f.display());
                     }
                 }
+            }
+        }
+        CheckWhat::Rules { files } => {
+            for f in files {
+                failed |= !check_rule_file(&f);
             }
         }
         CheckWhat::WebConfig { files } => {
@@ -45,5 +63,21 @@ pub fn run(cmd: Command) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// Checks one rule file as `promtool check rules` does; true if it is valid.
+fn check_rule_file(f: &std::path::Path) -> bool {
+    println!("Checking {}", f.display());
+    match crate::rules::file::load_rule_file(f) {
+        Ok(groups) => {
+            let n: usize = groups.iter().map(|g| g.rules.len()).sum();
+            println!("  SUCCESS: {n} rules found");
+            true
+        }
+        Err(e) => {
+            println!("  FAILED:\n{e}");
+            false
+        }
     }
 }

@@ -110,6 +110,30 @@ pub struct Flags {
     #[arg(long = "query.max-concurrency", value_name = "N", default_value_t = 20)]
     pub query_max_concurrency: usize,
 
+    /// Longest sonde may have been down for the `for` state of alerts to be restored.
+    #[arg(
+        long = "rules.alert.for-outage-tolerance",
+        value_name = "DURATION",
+        default_value = "1h"
+    )]
+    pub rules_for_outage_tolerance: String,
+
+    /// Least time a restored pending alert still waits before it fires.
+    #[arg(
+        long = "rules.alert.for-grace-period",
+        value_name = "DURATION",
+        default_value = "10m"
+    )]
+    pub rules_for_grace_period: String,
+
+    /// Least time between two notifications of the same firing alert.
+    #[arg(
+        long = "rules.alert.resend-delay",
+        value_name = "DURATION",
+        default_value = "1m"
+    )]
+    pub rules_resend_delay: String,
+
     /// Only log messages with this severity or above.
     #[arg(long = "log.level", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
@@ -139,6 +163,12 @@ pub enum Command {
 pub enum CheckWhat {
     /// Check a prometheus.yml (and the rule files it names).
     Config {
+        /// The files to check.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Check rule files (groups, expressions, templates).
+    Rules {
         /// The files to check.
         #[arg(required = true)]
         files: Vec<PathBuf>,

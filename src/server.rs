@@ -46,6 +46,10 @@ pub struct AppState {
     pub query_slots: Arc<tokio::sync::Semaphore>,
     /// The scrape manager, once storage is open.
     scrape: OnceLock<Arc<crate::scrape::ScrapeManager>>,
+    /// Alert notifications (Alertmanager, Telegram).
+    notifier: OnceLock<Arc<crate::notify::Notifier>>,
+    /// Recording and alerting rules.
+    rules: OnceLock<Arc<crate::rules::RuleManager>>,
 }
 
 impl AppState {
@@ -61,6 +65,16 @@ impl AppState {
         self.scrape.get()
     }
 
+    /// The rule manager (absent while storage opens).
+    pub fn rules(&self) -> Option<&Arc<crate::rules::RuleManager>> {
+        self.rules.get()
+    }
+
+    /// The notifier (absent while storage opens).
+    pub fn notifier(&self) -> Option<&Arc<crate::notify::Notifier>> {
+        self.notifier.get()
+    }
+
     /// Whether storage is open.
     pub fn is_ready(&self) -> bool {
         self.storage.get().is_some()
@@ -73,8 +87,32 @@ impl AppState {
         match res {
             Ok(c) => {
                 let c = Arc::new(c);
+                // Rules first: a bad rule file fails the whole reload.
+                if let Some(r) = self.rules.get() {
+                    let applied =
+                        c.resolve_rule_files()
+                            .map_err(|e| e.to_string())
+                            .and_then(|files| {
+                                r.apply(
+                                    &files,
+                                    c.global.evaluation_interval.as_std(),
+                                    &c.global.external_labels,
+                                )
+                            });
+                    if let Err(e) = applied {
+                        self.last_reload.lock().0 = false;
+                        self.metrics
+                            .config_last_reload_successful
+                            .store(0, Ordering::Relaxed);
+                        tracing::error!(error = %e, "loading rules failed; keeping the previous configuration and rules");
+                        return Err(e);
+                    }
+                }
                 if let Some(m) = self.scrape.get() {
                     m.apply(&c);
+                }
+                if let Some(n) = self.notifier.get() {
+                    n.apply_config(&c.alerting, &c.global.external_labels);
                 }
                 *self.config.write() = c;
                 *self.last_reload.lock() = (true, now);
@@ -120,6 +158,23 @@ pub fn load_config(flags: &Flags) -> anyhow::Result<Config> {
 }
 
 /// Parses a Prometheus duration flag.
+/// `--web.external-url`, or `http://<hostname>:<port>/` as Prometheus defaults it.
+pub fn external_url(flags: &Flags) -> String {
+    if let Some(u) = &flags.external_url {
+        return u.trim_end_matches('/').to_string();
+    }
+    let host = std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "localhost".into());
+    let port = flags
+        .listen_address
+        .rsplit(':')
+        .next()
+        .unwrap_or("9090")
+        .to_string();
+    format!("http://{host}:{port}")
+}
+
 fn duration_flag(name: &str, v: &str) -> anyhow::Result<Duration> {
     config::Duration::parse(v)
         .map(|d| d.as_std())
@@ -215,6 +270,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         engine,
         query_slots,
         scrape: OnceLock::new(),
+        notifier: OnceLock::new(),
+        rules: OnceLock::new(),
     });
     state
         .metrics
@@ -297,20 +354,61 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     if let Some(storage) = storage {
         let cfg = state.config.read().clone();
         let manager = Arc::new(crate::scrape::ScrapeManager::new(
-            storage,
+            storage.clone(),
             xxhash_rust::xxh3::xxh3_64(format!("{:?}", cfg.global.external_labels).as_bytes()),
         ));
         manager.apply(&cfg);
+        let notifier = crate::notify::Notifier::new(crate::notify::NotifierOptions {
+            external_url: external_url(&flags),
+            discovery: manager.discovery.clone(),
+            ..Default::default()
+        });
+        notifier.apply_config(&cfg.alerting, &cfg.global.external_labels);
+        let rules = Arc::new(crate::rules::RuleManager::new(
+            storage.clone(),
+            state.engine.clone(),
+            notifier.clone(),
+            crate::rules::RuleOptions {
+                outage_tolerance: duration_flag(
+                    "rules.alert.for-outage-tolerance",
+                    &flags.rules_for_outage_tolerance,
+                )?,
+                grace_period: duration_flag(
+                    "rules.alert.for-grace-period",
+                    &flags.rules_for_grace_period,
+                )?,
+                resend_delay: duration_flag("rules.alert.resend-delay", &flags.rules_resend_delay)?,
+                external_url: external_url(&flags),
+            },
+        ));
+        let files = cfg
+            .resolve_rule_files()
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        rules
+            .apply(
+                &files,
+                cfg.global.evaluation_interval.as_std(),
+                &cfg.global.external_labels,
+            )
+            .map_err(|e| anyhow::anyhow!("loading rules: {e}"))?;
         let _ = state.scrape.set(manager);
+        let _ = state.notifier.set(notifier);
+        let _ = state.rules.set(rules);
     }
 
     let served = server.await.context("server task")?;
     if let Err(e) = served {
         tracing::error!(error = %e, "HTTP server failed");
     }
+    if let Some(r) = state.rules.get() {
+        r.shutdown();
+    }
     if let Some(m) = state.scrape.get() {
         tracing::info!("stopping scrapes (writing staleness markers)");
         m.shutdown().await;
+    }
+    if let Some(n) = state.notifier.get() {
+        n.flush(Duration::from_secs(10)).await;
     }
     tracing::info!("shutting down storage");
     if let Some(s) = state.storage.get() {

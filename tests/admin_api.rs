@@ -148,7 +148,10 @@ fn admin_exemplars_status_and_gzip() {
     }
 
     // Responses are gzipped on request (a client that does not decompress by itself).
-    let raw = reqwest::blocking::Client::builder().no_gzip().build().unwrap();
+    let raw = reqwest::blocking::Client::builder()
+        .no_gzip()
+        .build()
+        .unwrap();
     let r = raw
         .get(s.url("/api/v1/label/__name__/values"))
         .header("Accept-Encoding", "gzip")

@@ -11,6 +11,7 @@ pub mod params;
 mod push;
 mod query;
 mod read;
+mod rules;
 mod status;
 mod targets;
 
@@ -228,6 +229,9 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route("/api/v1/metadata", get(read::metadata))
         .route("/api/v1/targets", get(targets::targets))
+        .route("/api/v1/rules", get(rules::rules))
+        .route("/api/v1/alerts", get(rules::alerts))
+        .route("/api/v1/alertmanagers", get(rules::alertmanagers))
         .route("/api/v1/targets/metadata", get(targets::targets_metadata))
         .route("/api/v1/status/buildinfo", get(status::buildinfo))
         .route("/api/v1/status/runtimeinfo", get(status::runtimeinfo))

@@ -222,7 +222,19 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
                 header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            st.metrics.render(&s.db),
+            {
+                let mut out = st.metrics.render(&s.db);
+                if let Some(n) = st.notifier() {
+                    n.write_metrics(&mut out);
+                }
+                if let Some(r) = st.rules() {
+                    r.write_metrics(&mut out);
+                }
+                if let Some(m) = st.scrape() {
+                    m.write_metrics(&mut out);
+                }
+                out
+            },
         )
             .into_response(),
         Err(e) => e.into_response(),

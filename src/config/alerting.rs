@@ -109,6 +109,15 @@ pub struct TelegramConfig {
     /// Notify about resolved alerts (default true).
     #[serde(default = "default_true")]
     pub send_resolved: bool,
+    /// How long to wait before repeating the notification for alerts that
+    /// are still firing (Alertmanager's `route.repeat_interval`, default
+    /// 4h; 0 = never repeat).
+    #[serde(default = "default_repeat_interval")]
+    pub repeat_interval: Duration,
+}
+
+fn default_repeat_interval() -> Duration {
+    Duration::from_secs(4 * 3600)
 }
 
 fn default_api_url() -> String {

@@ -81,6 +81,13 @@ fn position_error(query: &str, msg: &str) -> String {
     } else {
         (1, 1)
     };
+    // The crate's type names, in Prometheus' words.
+    let reworded = msg
+        .replace("type matrix", "type range vector")
+        .replace("got vector", "got instant vector")
+        .replace("got matrix", "got range vector")
+        .replace("type vector", "type instant vector");
+    let msg = reworded.as_str();
     let msg = if msg == "invalid promql query" && query.trim().is_empty() {
         "no expression found in input".to_string()
     } else if msg == "invalid promql query" {

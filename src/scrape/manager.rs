@@ -228,6 +228,23 @@ impl ScrapeManager {
         }
     }
 
+    /// Scrape and discovery metrics in the Prometheus text format.
+    pub fn write_metrics(&self, out: &mut String) {
+        use std::fmt::Write as _;
+        use std::sync::atomic::Ordering::Relaxed;
+        let c = &self.counters;
+        let _ = writeln!(out, "# HELP sonde_scrapes_total Scrapes done.\n# TYPE sonde_scrapes_total counter\nsonde_scrapes_total {}", c.scrapes.load(Relaxed));
+        let _ = writeln!(out, "# HELP sonde_scrape_failures_total Scrapes that failed (up=0).\n# TYPE sonde_scrape_failures_total counter\nsonde_scrape_failures_total {}", c.failures.load(Relaxed));
+        let _ = writeln!(out, "# HELP sonde_scrape_samples_total Scraped samples stored.\n# TYPE sonde_scrape_samples_total counter\nsonde_scrape_samples_total {}", c.samples.load(Relaxed));
+        let _ = writeln!(out, "# HELP sonde_scrape_samples_rejected_total Scraped samples the storage refused (out of order, duplicate, too old).\n# TYPE sonde_scrape_samples_rejected_total counter\nsonde_scrape_samples_rejected_total {}", c.rejected.load(Relaxed));
+        let f = &self.discovery.file;
+        let _ = writeln!(out, "# HELP prometheus_sd_file_read_errors_total The number of File-SD read errors.\n# TYPE prometheus_sd_file_read_errors_total counter\nprometheus_sd_file_read_errors_total {}", f.read_errors.load(Relaxed));
+        let _ = writeln!(out, "# HELP prometheus_sd_file_scans_total File-SD scans.\n# TYPE prometheus_sd_file_scans_total counter\nprometheus_sd_file_scans_total {}", f.scans.load(Relaxed));
+        let _ = writeln!(out, "# HELP prometheus_sd_consul_rpc_failures_total The number of Consul RPC call failures.\n# TYPE prometheus_sd_consul_rpc_failures_total counter\nprometheus_sd_consul_rpc_failures_total {}", self.discovery.consul.rpc_failures());
+        let (active, _) = self.targets();
+        let _ = writeln!(out, "# HELP prometheus_sd_discovered_targets Current number of active targets.\n# TYPE prometheus_sd_discovered_targets gauge\nprometheus_sd_discovered_targets {}", active.len());
+    }
+
     /// Active targets by job, and dropped targets' discovered labels by job.
     pub fn targets(&self) -> (Vec<TargetInfo>, Vec<(String, LabelSet)>) {
         let pools = self.pools.lock();

@@ -1,0 +1,165 @@
+//! Rule files end to end on the real binary: a recording rule writes its
+//! series, an alerting rule goes pending → firing → resolved with `ALERTS`
+//! and `ALERTS_FOR_STATE`, `/api/v1/rules` and `/api/v1/alerts` show it in
+//! Prometheus' shapes, a bad rule file keeps the old rules on reload, and
+//! `sonde check rules` reports errors with file and line.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn push(s: &Server, v: f64) {
+    let now = chrono::Utc::now().timestamp_millis();
+    let series = vec![(
+        vec![
+            ("__name__".to_string(), "queue_depth".to_string()),
+            ("job".into(), "worker".into()),
+            ("instance".into(), "w1".into()),
+        ],
+        vec![(now, v)],
+    )];
+    let (c, b) = remote_write(&s.url(""), &series);
+    assert_eq!(c, 204, "{b}");
+}
+
+const RULES: &str = r#"
+groups:
+  - name: queues
+    interval: 1s
+    rules:
+      - record: job:queue_depth:max
+        expr: max by (job) (queue_depth)
+      - alert: QueueTooDeep
+        expr: queue_depth > 10
+        for: 2s
+        labels:
+          severity: page
+        annotations:
+          summary: "Queue on {{ $labels.instance }} is {{ $value }} deep"
+"#;
+
+fn first_value(r: &[serde_json::Value]) -> Option<String> {
+    r.first()
+        .map(|x| x["value"][1].as_str().unwrap().to_string())
+}
+
+#[test]
+fn recording_and_alerting_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(&rules, RULES).unwrap();
+    let cfg = dir.path().join("sonde.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files:\n  - {}\n",
+            rules.display()
+        ),
+    )
+    .unwrap();
+    let s = start_sonde(
+        dir.path(),
+        &[
+            &format!("--config.file={}", cfg.display()),
+            "--web.enable-lifecycle",
+        ],
+    );
+    push(&s, 5.0);
+    assert!(eventually(Duration::from_secs(15), || first_value(&query(
+        &s,
+        "job:queue_depth:max{job=\"worker\"}"
+    ))
+    .as_deref()
+        == Some("5")));
+    assert!(query(&s, "ALERTS").is_empty());
+
+    // Over the threshold: pending, then firing after `for`.
+    push(&s, 42.0);
+    assert!(eventually(Duration::from_secs(10), || {
+        !query(
+        &s,
+        "ALERTS{alertname=\"QueueTooDeep\",alertstate=\"pending\",severity=\"page\",instance=\"w1\"}"
+    )
+    .is_empty()
+    }));
+    assert!(eventually(Duration::from_secs(10), || !query(
+        &s,
+        "ALERTS{alertname=\"QueueTooDeep\",alertstate=\"firing\"}"
+    )
+    .is_empty()));
+    assert!(!query(&s, "ALERTS_FOR_STATE{alertname=\"QueueTooDeep\"}").is_empty());
+    // The pending series went stale when it turned firing.
+    assert!(query(&s, "ALERTS{alertstate=\"pending\"}").is_empty());
+
+    let (_, a) = get_json(&s, "/api/v1/alerts");
+    let al = &a["data"]["alerts"][0];
+    assert_eq!(al["state"], "firing", "{a}");
+    assert_eq!(al["labels"]["alertname"], "QueueTooDeep");
+    assert_eq!(al["annotations"]["summary"], "Queue on w1 is 42 deep");
+    assert_eq!(al["value"], "4.2e+01");
+
+    let (_, r) = get_json(&s, "/api/v1/rules");
+    let g = &r["data"]["groups"][0];
+    assert_eq!(g["name"], "queues", "{r}");
+    assert_eq!(g["interval"], 1.0);
+    assert_eq!(g["rules"][0]["type"], "recording");
+    assert_eq!(g["rules"][0]["health"], "ok");
+    assert_eq!(g["rules"][1]["type"], "alerting");
+    assert_eq!(g["rules"][1]["state"], "firing");
+    assert_eq!(g["rules"][1]["duration"], 2.0);
+    let (_, r) = get_json(&s, "/api/v1/rules?type=record");
+    assert_eq!(r["data"]["groups"][0]["rules"].as_array().unwrap().len(), 1);
+
+    // Back to normal: resolved, ALERTS stale.
+    push(&s, 1.0);
+    assert!(eventually(Duration::from_secs(10), || query(&s, "ALERTS").is_empty()));
+    let (_, a) = get_json(&s, "/api/v1/alerts");
+    assert_eq!(a["data"]["alerts"].as_array().unwrap().len(), 0, "{a}");
+
+    // A broken rule file: reload fails, the old rules keep running.
+    std::fs::write(
+        &rules,
+        RULES.replace("max by (job) (queue_depth)", "max by (job) ("),
+    )
+    .unwrap();
+    let r = client().post(s.url("/-/reload")).send().unwrap();
+    assert!(!r.status().is_success());
+    let body = r.text().unwrap();
+    assert!(body.contains("rules.yml: 7:9:"), "{body}");
+    let (_, r) = get_json(&s, "/api/v1/rules");
+    assert_eq!(r["data"]["groups"][0]["rules"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn check_rules_names_file_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.yml");
+    std::fs::write(&good, RULES).unwrap();
+    let bad = dir.path().join("bad.yml");
+    std::fs::write(
+        &bad,
+        "groups:\n  - name: g\n    rules:\n      - alert: A\n        expr: rate(x)\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .args(["check", "rules"])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SUCCESS: 2 rules found"));
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_sonde"))
+        .args(["check", "rules"])
+        .arg(&good)
+        .arg(&bad)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("bad.yml: 5:9: group \"g\", rule 1, \"A\": could not parse expression"),
+        "{text}"
+    );
+}
