@@ -163,3 +163,108 @@ fn check_rules_names_file_and_line() {
         "{text}"
     );
 }
+
+#[path = "common/telegram.rs"]
+mod telegram;
+
+/// Firing and resolution reach a Telegram chat through the server, and a
+/// pending alert's for-state survives a restart (ALERTS_FOR_STATE).
+#[test]
+fn alerts_reach_telegram_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let tg = telegram::TelegramDouble::start();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        r#"
+groups:
+  - name: queues
+    interval: 1s
+    rules:
+      - alert: QueueTooDeep
+        expr: queue_depth > 10
+        for: 1s
+        annotations:
+          summary: "Queue on {{ $labels.instance }} is {{ $value }} deep"
+      - alert: QueueStuck
+        expr: queue_depth > 100
+        for: 30s
+"#,
+    )
+    .unwrap();
+    let cfg = dir.path().join("sonde.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files:\n  - {}\nalerting:\n  telegram_configs:\n    - bot_token: '{}'\n      chat_id: 42\n      api_url: '{}'\n",
+            rules.display(),
+            tg.token(),
+            tg.url()
+        ),
+    )
+    .unwrap();
+    let args = [
+        format!("--config.file={}", cfg.display()),
+        "--rules.alert.for-grace-period=1s".to_string(),
+    ];
+    let argv: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
+    let mut s = start_sonde(dir.path(), &argv);
+    push(&s, 500.0);
+    let msgs = tg.wait_messages(1, Duration::from_secs(20));
+    let firing = msgs
+        .iter()
+        .find(|m| m.visible.contains("QueueTooDeep"))
+        .unwrap_or_else(|| panic!("no firing message: {msgs:?}"));
+    assert!(firing.visible.contains("FIRING"), "{}", firing.visible);
+    assert!(
+        firing.visible.contains("Queue on w1 is 500 deep"),
+        "{}",
+        firing.visible
+    );
+
+    // QueueStuck is pending (for: 30s). Remember when it became active.
+    assert!(eventually(Duration::from_secs(10), || !query(
+        &s,
+        "ALERTS_FOR_STATE{alertname=\"QueueStuck\"}"
+    )
+    .is_empty()));
+    let active_at: f64 = first_value(&query(&s, "ALERTS_FOR_STATE{alertname=\"QueueStuck\"}"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Restart: the for-state is restored, not reset to the restart time.
+    assert!(s.terminate());
+    drop(s);
+    std::thread::sleep(Duration::from_secs(2));
+    let restarted = chrono::Utc::now().timestamp() as f64;
+    s = start_sonde(dir.path(), &argv);
+    push(&s, 500.0);
+    // A sample written after the restart (restoration comes after the
+    // second evaluation) carries the old ActiveAt, not the restart time.
+    let fresh = "ALERTS_FOR_STATE{alertname=\"QueueStuck\"} and on() (timestamp(ALERTS_FOR_STATE{alertname=\"QueueStuck\"}) > ";
+    let q = format!("{fresh}{restarted})");
+    assert!(
+        eventually(Duration::from_secs(20), || !query(&s, &q).is_empty()),
+        "no ALERTS_FOR_STATE after the restart"
+    );
+    let v: f64 = first_value(&query(&s, &q)).unwrap().parse().unwrap();
+    assert!(
+        (v - active_at).abs() < 5.0,
+        "for-state not restored: {v} after restart, {active_at} before"
+    );
+    // QueueTooDeep fires again in the new process.
+    assert!(eventually(Duration::from_secs(20), || tg.messages().len() >= 2));
+
+    // Resolution is announced.
+    push(&s, 1.0);
+    let before = tg.messages().len();
+    let msgs = tg.wait_messages(before + 1, Duration::from_secs(20));
+    assert!(
+        msgs.iter()
+            .any(|m| m.visible.contains("RESOLVED") && m.visible.contains("QueueTooDeep")),
+        "{msgs:?}\nrequests: {:?}\nalerts: {}\nlog: {}",
+        tg.requests(),
+        get_json(&s, "/api/v1/alerts").1,
+        s.log_text()
+    );
+}

@@ -119,7 +119,10 @@ pub struct GroupState {
 struct GroupHandle {
     def_text: String,
     state: Arc<Mutex<GroupState>>,
-    stop: tokio::sync::watch::Sender<bool>,
+    /// 0 = run; 1 = stop, marking the group's series stale (removed by a
+    /// reload); 2 = stop quietly (shutdown: the series must survive for
+    /// the for-state to be restored).
+    stop: tokio::sync::watch::Sender<u8>,
 }
 
 /// Counters for `/metrics`.
@@ -247,7 +250,7 @@ impl RuleManager {
                 last_eval: None,
                 eval_duration: Duration::ZERO,
             }));
-            let (stop, stop_rx) = tokio::sync::watch::channel(false);
+            let (stop, stop_rx) = tokio::sync::watch::channel(0u8);
             tokio::spawn(run_group(
                 state.clone(),
                 stop_rx,
@@ -271,7 +274,7 @@ impl RuleManager {
         }
         // Groups no longer configured stop; their series go stale.
         for (_, h) in old {
-            let _ = h.stop.send(true);
+            let _ = h.stop.send(1);
         }
         Ok(())
     }
@@ -318,10 +321,10 @@ impl RuleManager {
         }
     }
 
-    /// Stops every group.
+    /// Stops every group (their series are not marked stale, as in Prometheus).
     pub fn shutdown(&self) {
         for (_, h) in self.groups.lock().drain(..) {
-            let _ = h.stop.send(true);
+            let _ = h.stop.send(2);
         }
     }
 }
@@ -355,7 +358,7 @@ fn next_eval(now: SystemTime, interval: Duration, name: &str, file: &str) -> Sys
 
 async fn run_group(
     state: Arc<Mutex<GroupState>>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
+    mut stop: tokio::sync::watch::Receiver<u8>,
     ctx: GroupCtx,
 ) {
     let (interval, name, file) = {
@@ -371,6 +374,9 @@ async fn run_group(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = stop.changed() => break,
+        }
+        if *stop.borrow() != 0 {
+            break;
         }
         let ts = next;
         let st = state.clone();
@@ -402,7 +408,10 @@ async fn run_group(
             next += interval * missed;
         }
     }
-    // Stopped: this group's series go stale.
+    if *stop.borrow() == 2 {
+        return;
+    }
+    // Removed: this group's series go stale.
     let t = ms(SystemTime::now());
     let mut app = ctx.storage.db.appender();
     let mut s = state.lock();
