@@ -182,6 +182,21 @@ impl<S: Send + Sync> axum::extract::FromRequest<S> for Params {
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         let query = req.uri().query().map(str::to_string);
         let is_post = req.method() == Method::POST;
+        // A declared length over the limit is refused before any of the body is read.
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > MAX_FORM_BODY as u64) {
+            return Err(ApiError {
+                kind: ErrorType::TooLarge,
+                message: format!(
+                    "reading request body: length limit exceeded (body of {} bytes, limit {MAX_FORM_BODY})",
+                    declared.unwrap_or(0)
+                ),
+            });
+        }
         let body = Bytes::from_request(req, state)
             .await
             .map_err(|e| ApiError {
