@@ -268,3 +268,146 @@ groups:
         s.log_text()
     );
 }
+
+/// The issue's scenario: a real node exporter goes down, the alert on
+/// `up == 0` goes pending then firing, reaches a real Alertmanager and
+/// exactly one Telegram message; the exporter comes back and the resolved
+/// message arrives.
+#[test]
+fn node_down_alert_reaches_alertmanager_and_telegram() {
+    let am_bin = std::path::Path::new("/usr/bin/prometheus-alertmanager");
+    assert!(
+        am_bin.exists(),
+        "Alertmanager is not installed: run scripts/test.sh"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_node_exporter(dir.path());
+    let node_port = node.port;
+    let am_dir = dir.path().join("am");
+    std::fs::create_dir_all(&am_dir).unwrap();
+    std::fs::write(
+        am_dir.join("am.yml"),
+        "route:\n  receiver: 'null'\n  group_wait: 1h\nreceivers:\n  - name: 'null'\n",
+    )
+    .unwrap();
+    let am_port = free_port();
+    let mut cmd = std::process::Command::new(am_bin);
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{am_port}"))
+        .arg("--cluster.listen-address=")
+        .arg(format!("--storage.path={}", am_dir.join("data").display()))
+        .arg(format!("--config.file={}", am_dir.join("am.yml").display()));
+    let am = spawn_waiting(cmd, "alertmanager", am_port, &am_dir, "/-/ready");
+    let tg = telegram::TelegramDouble::start();
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        r#"
+groups:
+  - name: nodes
+    interval: 1s
+    rules:
+      - record: job:up:sum
+        expr: sum by (job) (up)
+      - alert: NodeDown
+        expr: up{job="node"} == 0
+        for: 10s
+        labels:
+          severity: page
+        annotations:
+          summary: "Node {{ $labels.instance }} is down"
+          description: "{{ $labels.job }} has been unreachable for more than 10 seconds."
+"#,
+    )
+    .unwrap();
+    let cfg = dir.path().join("sonde.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"
+global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+rule_files: ["{rules}"]
+scrape_configs:
+  - job_name: node
+    static_configs:
+      - targets: ["127.0.0.1:{node_port}"]
+alerting:
+  alertmanagers:
+    - static_configs:
+        - targets: ["127.0.0.1:{am_port}"]
+  telegram_configs:
+    - bot_token: '{token}'
+      chat_id: 42
+      api_url: '{url}'
+"#,
+            rules = rules.display(),
+            token = tg.token(),
+            url = tg.url()
+        ),
+    )
+    .unwrap();
+    let s = start_sonde(dir.path(), &[&format!("--config.file={}", cfg.display())]);
+    assert!(eventually(Duration::from_secs(20), || first_value(&query(
+        &s,
+        "job:up:sum{job=\"node\"}"
+    ))
+    .as_deref()
+        == Some("1")));
+
+    node.kill();
+    assert!(eventually(Duration::from_secs(15), || !query(
+        &s,
+        "ALERTS{alertname=\"NodeDown\",alertstate=\"pending\"}"
+    )
+    .is_empty()));
+    assert!(tg.messages().is_empty(), "a pending alert was notified");
+    assert!(eventually(Duration::from_secs(25), || !query(
+        &s,
+        "ALERTS{alertname=\"NodeDown\",alertstate=\"firing\"}"
+    )
+    .is_empty()));
+    // Alertmanager has it.
+    let inst = format!("127.0.0.1:{node_port}");
+    assert!(eventually(Duration::from_secs(15), || {
+        let v: serde_json::Value = client()
+            .get(format!("http://127.0.0.1:{am_port}/api/v2/alerts"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        v.as_array().unwrap().iter().any(|a| {
+            a["labels"]["alertname"] == "NodeDown"
+                && a["labels"]["instance"] == inst.as_str()
+                && a["annotations"]["summary"] == format!("Node {inst} is down").as_str()
+        })
+    }));
+    // Exactly one firing message, with the rendered annotations.
+    let msgs = tg.wait_messages(1, Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    let msgs_now = tg.messages();
+    assert_eq!(msgs_now.len(), 1, "{msgs_now:?}");
+    assert!(msgs[0].visible.contains("FIRING"), "{}", msgs[0].visible);
+    assert!(
+        msgs[0].visible.contains(&format!("Node {inst} is down")),
+        "{}",
+        msgs[0].visible
+    );
+    assert!(
+        msgs[0].visible.contains("has been unreachable"),
+        "{}",
+        msgs[0].visible
+    );
+
+    // The exporter is back: resolved.
+    let _node = start_node_exporter_on(dir.path(), node_port);
+    let msgs = tg.wait_messages(2, Duration::from_secs(30));
+    assert!(
+        msgs.len() >= 2
+            && msgs[1].visible.contains("RESOLVED")
+            && msgs[1].visible.contains("NodeDown"),
+        "{msgs:?}"
+    );
+    drop(am);
+}

@@ -20,6 +20,7 @@ use sonde_engine::labels::Labels;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use xxhash_rust::xxh3::Xxh3DefaultBuilder;
 
 /// What Prometheus 2.42 sends as `Accept` (OpenMetrics preferred).
 pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -91,7 +92,7 @@ pub struct ScrapeLoop {
     client: HttpClient,
     storage: Arc<Storage>,
     counters: Arc<ScrapeCounters>,
-    index: HashMap<Box<str>, usize>,
+    index: HashMap<Box<str>, usize, Xxh3DefaultBuilder>,
     entries: Vec<CacheEntry>,
     iter: u64,
     /// Whether the previous scrape succeeded, and which iteration that was.
@@ -150,7 +151,7 @@ impl ScrapeLoop {
             client,
             storage,
             counters,
-            index: HashMap::new(),
+            index: HashMap::default(),
             entries: Vec::new(),
             iter: 0,
             last_ok: false,
@@ -531,6 +532,10 @@ impl ScrapeLoop {
         if !meta.is_empty() {
             let mut tm = self.target.metadata.lock();
             for (name, m) in meta {
+                // Usually the same as last time: no global write lock then.
+                if tm.get(&name) == Some(&m) {
+                    continue;
+                }
                 self.storage.metadata.add(&name, m.clone());
                 tm.insert(name, m);
             }
@@ -601,7 +606,7 @@ impl ScrapeLoop {
             .into_iter()
             .map(Some)
             .collect();
-        let mut new_index = HashMap::with_capacity(live);
+        let mut new_index = HashMap::with_capacity_and_hasher(live, Xxh3DefaultBuilder::default());
         for (k, i) in self.index.drain() {
             if let Some(e) = keep[i].take() {
                 if e.seen >= min {

@@ -120,9 +120,13 @@ pub fn spawn_waiting(
 
 /// Starts Debian's node exporter on a free port (installed by scripts/test.sh).
 pub fn start_node_exporter(dir: &Path) -> Server {
+    start_node_exporter_on(dir, free_port())
+}
+
+/// Starts Debian's node exporter on `port`.
+pub fn start_node_exporter_on(dir: &Path, port: u16) -> Server {
     let bin = Path::new("/usr/bin/prometheus-node-exporter");
     assert!(bin.exists(), "node exporter is not installed: run scripts/test.sh (apt-get install -y prometheus-node-exporter)");
-    let port = free_port();
     let mut cmd = Command::new(bin);
     cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
         // Collectors whose series come and go between scrapes (or read the
