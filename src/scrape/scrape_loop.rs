@@ -606,7 +606,7 @@ impl ScrapeLoop {
             .into_iter()
             .map(Some)
             .collect();
-        let mut new_index = HashMap::with_capacity_and_hasher(live, Xxh3DefaultBuilder::default());
+        let mut new_index = HashMap::with_capacity_and_hasher(live, Xxh3DefaultBuilder);
         for (k, i) in self.index.drain() {
             if let Some(e) = keep[i].take() {
                 if e.seen >= min {
