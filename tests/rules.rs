@@ -411,3 +411,94 @@ alerting:
     );
     drop(am);
 }
+
+/// The same rule file over the same scraped data in real Prometheus 2.42
+/// and sonde: the same rule health and alert states, the same `ALERTS`
+/// series and the same recorded values.
+#[test]
+fn rules_equal_prometheus() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = start_node_exporter(dir.path());
+    let rules = dir.path().join("rules.yml");
+    std::fs::write(
+        &rules,
+        r#"
+groups:
+  - name: node
+    interval: 1s
+    rules:
+      - record: job:up:count
+        expr: count by (job) (up)
+      - record: mode:node_cpu:count
+        expr: count by (mode) (node_cpu_seconds_total)
+        labels:
+          source: rules
+      - alert: NodeUp
+        expr: up == 1
+        labels:
+          severity: info
+      - alert: NodeUpLong
+        expr: up == 1
+        for: 1h
+      - alert: NeverFires
+        expr: up == 0
+      - alert: Broken
+        expr: label_replace(up, "x", "$1", "nope", "(")
+"#,
+    )
+    .unwrap();
+    let cfg = format!(
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\nrule_files: [\"{}\"]\nscrape_configs:\n  - job_name: node\n    static_configs:\n      - targets: [\"127.0.0.1:{}\"]\n",
+        rules.display(),
+        node.port
+    );
+    let path = dir.path().join("sonde.yml");
+    std::fs::write(&path, &cfg).unwrap();
+    let prom = start_prometheus_with(dir.path(), &cfg);
+    let s = start_sonde(dir.path(), &[&format!("--config.file={}", path.display())]);
+
+    let view = |srv: &Server| -> Vec<String> {
+        let (_, r) = get_json(srv, "/api/v1/rules");
+        let mut out = Vec::new();
+        for g in r["data"]["groups"].as_array().unwrap() {
+            for rule in g["rules"].as_array().unwrap() {
+                out.push(format!(
+                    "{} {} {} {} alerts={}",
+                    rule["name"],
+                    rule["type"],
+                    rule["health"],
+                    rule["state"],
+                    rule["alerts"].as_array().map(|a| a.len()).unwrap_or(0)
+                ));
+            }
+        }
+        out
+    };
+    let series = |srv: &Server, q: &str| -> Vec<String> {
+        let mut v: Vec<String> = query(srv, q)
+            .iter()
+            .map(|x| format!("{} {}", x["metric"], x["value"][1]))
+            .collect();
+        v.sort();
+        v
+    };
+    let mut last = Default::default();
+    let same = eventually(Duration::from_secs(30), || {
+        let a = (
+            view(&prom),
+            series(&prom, "ALERTS"),
+            series(&prom, "job:up:count"),
+            series(&prom, "mode:node_cpu:count"),
+        );
+        let b = (
+            view(&s),
+            series(&s, "ALERTS"),
+            series(&s, "job:up:count"),
+            series(&s, "mode:node_cpu:count"),
+        );
+        let ok = !a.1.is_empty() && !a.3.is_empty() && a == b;
+        last = (a, b);
+        ok
+    });
+    assert!(same, "prometheus: {:#?}\nsonde: {:#?}", last.0, last.1);
+}
