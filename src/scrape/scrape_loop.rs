@@ -424,7 +424,9 @@ impl ScrapeLoop {
         let mut batch: Vec<(usize, i64, f64)> = Vec::new();
         let mut scraped = 0u64;
         let mut added = 0u64;
-        let mut meta: Vec<(String, MetricMetadata)> = Vec::new();
+        // Borrowed from the body; compared with what the target had, and
+        // copied only when it changed (it rarely does).
+        let mut meta: Vec<MetaRef<'_>> = Vec::new();
         let mut exemplars = Vec::new();
         loop {
             let entry = parser.next().map_err(|e| e.to_string())?;
@@ -486,13 +488,13 @@ impl ScrapeLoop {
                     }
                 }
                 Expo::Type { metric, kind } => {
-                    meta_entry(&mut meta, &metric).kind = type_name(kind).to_string();
+                    meta_entry(&mut meta, metric).kind = type_name(kind);
                 }
                 Expo::Help { metric, text } => {
-                    meta_entry(&mut meta, &metric).help = text.to_string();
+                    meta_entry(&mut meta, metric).help = text;
                 }
                 Expo::Unit { metric, unit } => {
-                    meta_entry(&mut meta, &metric).unit = unit.to_string();
+                    meta_entry(&mut meta, metric).unit = std::borrow::Cow::Borrowed(unit);
                 }
             }
         }
@@ -530,14 +532,42 @@ impl ScrapeLoop {
             self.storage.exemplars.add(&self.entries[idx].labels, x);
         }
         if !meta.is_empty() {
-            let mut tm = self.target.metadata.lock();
-            for (name, m) in meta {
-                // Usually the same as last time: no global write lock then.
-                if tm.get(&name) == Some(&m) {
-                    continue;
+            // A family whose lines were not together has several entries: merge them.
+            let mut merged: std::collections::BTreeMap<std::borrow::Cow<'_, str>, MetaRef<'_>> =
+                std::collections::BTreeMap::new();
+            for m in meta {
+                match merged.get_mut(&m.name) {
+                    None => {
+                        merged.insert(m.name.clone(), m);
+                    }
+                    Some(e) => {
+                        if m.kind != "unknown" {
+                            e.kind = m.kind;
+                        }
+                        if !m.help.is_empty() {
+                            e.help = m.help;
+                        }
+                        if !m.unit.is_empty() {
+                            e.unit = m.unit;
+                        }
+                    }
                 }
-                self.storage.metadata.add(&name, m.clone());
-                tm.insert(name, m);
+            }
+            let mut tm = self.target.metadata.lock();
+            for m in merged.into_values() {
+                // Usually the same as last time: no copies, no global write lock.
+                if let Some(old) = tm.get(m.name.as_ref()) {
+                    if old.kind == m.kind && old.help == m.help && old.unit == m.unit {
+                        continue;
+                    }
+                }
+                let md = MetricMetadata {
+                    kind: m.kind.to_string(),
+                    help: m.help.into_owned(),
+                    unit: m.unit.into_owned(),
+                };
+                self.storage.metadata.add(&m.name, md.clone());
+                tm.insert(m.name.into_owned(), md);
             }
         }
         self.evict();
@@ -619,23 +649,33 @@ impl ScrapeLoop {
     }
 }
 
-fn meta_entry<'m>(
-    meta: &'m mut Vec<(String, MetricMetadata)>,
-    metric: &str,
-) -> &'m mut MetricMetadata {
-    if let Some(i) = meta.iter().position(|(n, _)| n == metric) {
-        return &mut meta[i].1;
-    }
-    meta.push((
-        metric.to_string(),
-        MetricMetadata {
-            kind: "unknown".into(),
-            help: String::new(),
-            unit: String::new(),
-        },
-    ));
-    let last = meta.len() - 1;
-    &mut meta[last].1
+/// Metadata of one family as the exposition states it (borrowed).
+struct MetaRef<'a> {
+    name: std::borrow::Cow<'a, str>,
+    kind: &'static str,
+    help: std::borrow::Cow<'a, str>,
+    unit: std::borrow::Cow<'a, str>,
+}
+
+/// The entry of `metric`: HELP, TYPE and UNIT of a family come together,
+/// so the last entry is almost always the one.
+fn meta_entry<'m, 'a>(
+    meta: &'m mut Vec<MetaRef<'a>>,
+    metric: std::borrow::Cow<'a, str>,
+) -> &'m mut MetaRef<'a> {
+    let i = match meta.last().map(|m| m.name == metric) {
+        Some(true) => meta.len() - 1,
+        _ => {
+            meta.push(MetaRef {
+                name: metric,
+                kind: "unknown",
+                help: std::borrow::Cow::Borrowed(""),
+                unit: std::borrow::Cow::Borrowed(""),
+            });
+            meta.len() - 1
+        }
+    };
+    &mut meta[i]
 }
 
 fn type_name(k: MetricType) -> &'static str {
