@@ -65,7 +65,9 @@ pub async fn rules(State(st): State<Arc<AppState>>, p: super::Params) -> ApiResu
         )));
     }
     let names = p.all("rule_name[]");
-    let group_names = p.all("rule_group[]");
+    // Prometheus' name is `rule_group[]`; `group_name[]` is accepted too.
+    let mut group_names = p.all("rule_group[]");
+    group_names.extend(p.all("group_name[]"));
     let files = p.all("file[]");
     let mut out = Vec::new();
     for g in groups(&st) {
