@@ -44,6 +44,16 @@ pub fn format_timestamp(t_ms: i64) -> String {
     }
 }
 
+/// A time as Prometheus' API writes `lastScrape`/`activeAt`: RFC 3339 UTC,
+/// or Go's zero time when there is none.
+pub fn rfc3339_or_zero(t: Option<std::time::SystemTime>) -> String {
+    match t {
+        Some(t) => chrono::DateTime::<chrono::Utc>::from(t)
+            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+        None => "0001-01-01T00:00:00Z".to_string(),
+    }
+}
+
 /// A timestamp as a JSON number token (for `[<ts>, "<value>"]` pairs).
 pub fn timestamp_json(t_ms: i64) -> serde_json::Value {
     // The formatted text is a valid JSON number; keep it verbatim.

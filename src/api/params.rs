@@ -3,7 +3,7 @@
 //! (timestamps, durations, limits, series selectors).
 
 use super::ApiError;
-use sonde_engine::{MatchType, Matcher};
+use sonde_engine::Matcher;
 
 /// Prometheus' textual "min time" and "max time" (RFC 3339 renderings of its
 /// MinTime/MaxTime), which clients send to mean "unbounded".
@@ -139,30 +139,8 @@ pub fn parse_duration_param(s: &str) -> Result<i64, String> {
 /// Parses one `match[]` series selector into engine matchers, requiring at
 /// least one matcher that does not match the empty string.
 pub fn parse_selector(s: &str) -> Result<Vec<Matcher>, ApiError> {
-    let expr = promql_parser::parser::parse(s)
+    let out = parse_selector_allow_empty(s)
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))?;
-    let promql_parser::parser::Expr::VectorSelector(vs) = expr else {
-        return Err(ApiError::bad_data(format!(
-            "invalid parameter \"match[]\": {s:?} is not a series selector"
-        )));
-    };
-    let mut out = Vec::new();
-    if let Some(name) = &vs.name {
-        out.push(Matcher::eq("__name__", name.clone()));
-    }
-    for m in vs.matchers.matchers.iter() {
-        use promql_parser::label::MatchOp;
-        let kind = match &m.op {
-            MatchOp::Equal => MatchType::Equal,
-            MatchOp::NotEqual => MatchType::NotEqual,
-            MatchOp::Re(_) => MatchType::Regex,
-            MatchOp::NotRe(_) => MatchType::NotRegex,
-        };
-        out.push(
-            Matcher::new(kind, m.name.clone(), m.value.clone())
-                .map_err(|e| ApiError::bad_data(format!("invalid parameter \"match[]\": {e}")))?,
-        );
-    }
     if out.iter().all(|m| m.matches_empty()) {
         return Err(ApiError::bad_data(
             "match[] must contain at least one non-empty matcher",

@@ -7,15 +7,6 @@ use crate::server::AppState;
 use axum::extract::State;
 use serde_json::{json, Value};
 use std::sync::Arc;
-use std::time::SystemTime;
-
-fn rfc3339(t: Option<SystemTime>) -> String {
-    match t {
-        Some(t) => chrono::DateTime::<chrono::Utc>::from(t)
-            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        None => "0001-01-01T00:00:00Z".to_string(),
-    }
-}
 
 /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, as Prometheus shows alert values.
 fn format_e(v: f64) -> String {
@@ -43,11 +34,11 @@ fn alert_json(a: &ActiveAlert) -> Value {
         "labels": a.labels,
         "annotations": a.annotations,
         "state": a.state.as_str(),
-        "activeAt": rfc3339(Some(a.active_at)),
+        "activeAt": super::format::rfc3339_or_zero(Some(a.active_at)),
         "value": format_e(a.value),
     });
     if let Some(k) = a.keep_firing_since {
-        v["keepFiringSince"] = json!(rfc3339(Some(k)));
+        v["keepFiringSince"] = json!(super::format::rfc3339_or_zero(Some(k)));
     }
     v
 }
@@ -89,7 +80,7 @@ pub async fn rules(State(st): State<Arc<AppState>>, p: super::Params) -> ApiResu
                 v["health"] = json!(r.health);
                 v["lastError"] = json!(r.last_error);
                 v["evaluationTime"] = json!(r.eval_duration.as_secs_f64());
-                v["lastEvaluation"] = json!(rfc3339(r.last_eval));
+                v["lastEvaluation"] = json!(super::format::rfc3339_or_zero(r.last_eval));
                 v
             };
             if r.def.alerting {
@@ -136,7 +127,7 @@ pub async fn rules(State(st): State<Arc<AppState>>, p: super::Params) -> ApiResu
             "interval": g.interval.as_secs_f64(),
             "limit": g.def.limit,
             "evaluationTime": g.eval_duration.as_secs_f64(),
-            "lastEvaluation": rfc3339(g.last_eval),
+            "lastEvaluation": super::format::rfc3339_or_zero(g.last_eval),
         }));
     }
     Ok(ApiOk::new(json!({ "groups": out })))

@@ -6,7 +6,6 @@ use crate::server::AppState;
 use axum::extract::State;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 fn pairs_json<'a>(it: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
     let mut m = Map::new();
@@ -14,14 +13,6 @@ fn pairs_json<'a>(it: impl Iterator<Item = (&'a str, &'a str)>) -> Value {
         m.insert(n.to_string(), Value::String(v.to_string()));
     }
     Value::Object(m)
-}
-
-fn rfc3339(t: Option<SystemTime>) -> String {
-    match t {
-        Some(t) => chrono::DateTime::<chrono::Utc>::from(t)
-            .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
-        None => "0001-01-01T00:00:00Z".to_string(),
-    }
 }
 
 fn target_json(t: &Target, pool: &str) -> Value {
@@ -33,7 +24,7 @@ fn target_json(t: &Target, pool: &str) -> Value {
         "scrapeUrl": t.url,
         "globalUrl": t.url,
         "lastError": st.last_error,
-        "lastScrape": rfc3339(st.last_scrape),
+        "lastScrape": super::format::rfc3339_or_zero(st.last_scrape),
         "lastScrapeDuration": st.last_duration.as_secs_f64(),
         "health": st.health.as_str(),
         "scrapeInterval": crate::config::duration::Duration::from(t.interval).to_string(),

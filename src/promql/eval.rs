@@ -446,15 +446,11 @@ impl<'a> Ev<'a> {
     /// with the same labels at different steps (an error at the same step).
     pub fn eval_vector(&self, e: &Expr, g: &Grid) -> Result<Vec<Sv>> {
         let mut out = Vec::new();
-        let mut held = 0usize;
         self.stream(e, g, &mut |s: Sv| {
-            let n = s.vals.iter().filter(|v| v.is_some()).count();
-            held += n;
-            self.hold(n)?;
+            self.hold(s.vals.iter().filter(|v| v.is_some()).count())?;
             out.push(s);
             Ok(())
         })?;
-        let _ = held;
         merge_same_labels(out)
     }
 
@@ -698,11 +694,7 @@ impl<'a> Ev<'a> {
         match e {
             Expr::Paren(p) => self.range_arg(&p.expr, g, each),
             Expr::MatrixSelector(ms) => {
-                let w = Windows {
-                    at: self.at_ms(&ms.vs.at),
-                    offset: offset_ms(&ms.vs.offset),
-                    range: ms.range.as_millis() as i64,
-                };
+                let w = self.windows(e)?;
                 let (mint, maxt) = w.span(g);
                 self.load(&ms.vs, mint, maxt, &mut |labels, mut ts, mut vals| {
                     if vals.iter().any(|v| is_stale(*v)) {
@@ -811,7 +803,8 @@ pub(crate) fn offset_ms(o: &Option<Offset>) -> i64 {
     }
 }
 
-fn system_time_ms(st: SystemTime) -> i64 {
+/// Milliseconds since the epoch (negative before it).
+pub(crate) fn system_time_ms(st: SystemTime) -> i64 {
     match st.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_millis() as i64,
         Err(e) => -(e.duration().as_millis() as i64),

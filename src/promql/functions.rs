@@ -369,12 +369,7 @@ pub(crate) fn go_min(a: f64, b: f64) -> f64 {
 
 /// Prometheus' legacy label-name rule.
 pub(crate) fn valid_label_name(s: &str) -> bool {
-    let mut it = s.chars();
-    match it.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
-        _ => return false,
-    }
-    it.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    crate::config::is_valid_label_name(s, crate::config::NameValidationScheme::Legacy)
 }
 
 /// The labels `absent(x{...})` reports: the selector's equality matchers

@@ -106,9 +106,7 @@ fn valid_metric_name(s: &str) -> bool {
     it.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
 }
 
-fn valid_label_name(s: &str) -> bool {
-    crate::config::is_valid_label_name(s, crate::config::NameValidationScheme::Legacy)
-}
+use crate::promql::functions::valid_label_name;
 
 /// Parses and validates one rule file's text; `file` names it in errors.
 pub fn parse_rule_file(text: &str, file: &str) -> Result<Vec<GroupDef>, String> {

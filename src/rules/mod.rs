@@ -149,12 +149,7 @@ pub struct RuleManager {
     external_labels: Mutex<BTreeMap<String, String>>,
 }
 
-fn ms(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as i64,
-        Err(e) => -(e.duration().as_millis() as i64),
-    }
-}
+use crate::promql::eval::system_time_ms as ms;
 
 fn fnv64a(s: &str) -> u64 {
     let mut h: u64 = 0xcbf29ce484222325;
