@@ -3,7 +3,7 @@
 //! bounded ring, as Prometheus' exemplar storage) and metric metadata.
 
 use parking_lot::{Mutex, RwLock};
-use sonde_engine::{Db, Labels, Matcher};
+use sonde_engine::{Db, Labels, Matcher, SeriesHandle};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -138,16 +138,20 @@ impl MetadataStore {
     }
 }
 
-/// Maps the label bytes of pushed series to head series refs, so a known
-/// series is appended by ref without building an owned label set.
+/// Maps the label bytes of pushed series to held head series, so a known
+/// series is appended without a lookup and without building a label set.
 ///
 /// Keys are 128-bit xxh3 hashes of the sorted `name 0xff value 0xff` bytes
-/// (a collision is as likely as a random 128-bit match). A ref the head has
-/// garbage-collected fails with `UnknownSeriesRef`, and the caller falls back
-/// to the labels and refreshes the entry.
+/// (a collision is as likely as a random 128-bit match). The handles are weak:
+/// a series the head has garbage-collected fails with `UnknownSeriesRef`, the
+/// caller falls back to the labels and refreshes the entry, and after each
+/// garbage collection [`SeriesCache::sweep`] drops the dead entries (a weak
+/// handle still pins the series' allocation).
 pub struct SeriesCache {
     shards: Vec<RwLock<KeyMap>>,
     max_per_shard: usize,
+    /// The head's `series_removed` count at the last sweep.
+    swept_at: std::sync::atomic::AtomicU64,
 }
 
 /// The keys are already uniform 128-bit hashes: use their low bits as is.
@@ -168,11 +172,8 @@ impl std::hash::Hasher for KeyHasher {
     }
 }
 
-type KeyMap = std::collections::HashMap<
-    u128,
-    sonde_engine::SeriesRef,
-    std::hash::BuildHasherDefault<KeyHasher>,
->;
+type KeyMap =
+    std::collections::HashMap<u128, SeriesHandle, std::hash::BuildHasherDefault<KeyHasher>>;
 
 thread_local! {
     static KEY_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
@@ -184,6 +185,7 @@ impl SeriesCache {
         SeriesCache {
             shards: (0..16).map(|_| RwLock::new(KeyMap::default())).collect(),
             max_per_shard: (max / 16).max(1),
+            swept_at: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -209,18 +211,42 @@ impl SeriesCache {
         &self.shards[((key >> 64) as usize) % self.shards.len()]
     }
 
-    /// The cached ref.
-    pub fn get(&self, key: u128) -> Option<sonde_engine::SeriesRef> {
-        self.shard(key).read().get(&key).copied()
+    /// Calls `f` with the cached handle (under the shard's read lock), if any.
+    pub fn with<R>(&self, key: u128, f: impl FnOnce(&SeriesHandle) -> R) -> Option<R> {
+        self.shard(key).read().get(&key).map(f)
     }
 
-    /// Remembers a ref (a full shard is emptied first: a simple bound on memory).
-    pub fn insert(&self, key: u128, r: sonde_engine::SeriesRef) {
+    /// Remembers a handle (a full shard is emptied first: a simple bound on memory).
+    pub fn insert(&self, key: u128, h: SeriesHandle) {
         let mut s = self.shard(key).write();
         if s.len() >= self.max_per_shard {
             s.clear();
         }
-        s.insert(key, r);
+        s.insert(key, h);
+    }
+
+    /// Drops the entries of garbage-collected series, when the head has
+    /// removed any since the last call (`removed` is its running count).
+    pub fn sweep(&self, removed: u64) {
+        use std::sync::atomic::Ordering;
+        if self.swept_at.load(Ordering::Acquire) == removed
+            || self.swept_at.swap(removed, Ordering::AcqRel) == removed
+        {
+            return;
+        }
+        for shard in &self.shards {
+            shard.write().retain(|_, h| h.is_live());
+        }
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.read().len()).sum()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -234,6 +260,8 @@ pub struct Storage {
     pub metadata: MetadataStore,
     /// Label bytes → series ref for push ingestion.
     pub series_cache: SeriesCache,
+    /// Committed appenders kept for reuse (their buffers keep their size).
+    appenders: Mutex<Vec<sonde_engine::Appender>>,
 }
 
 impl Storage {
@@ -244,6 +272,29 @@ impl Storage {
             exemplars: ExemplarStore::new(max_exemplars),
             metadata: MetadataStore::default(),
             series_cache: SeriesCache::new(4 << 20),
+            appenders: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// An appender, reused if one is free. Give it back with
+    /// [`Storage::put_appender`] after its commit.
+    pub fn take_appender(&self) -> sonde_engine::Appender {
+        self.appenders
+            .lock()
+            .pop()
+            .unwrap_or_else(|| self.db.appender())
+    }
+
+    /// Keeps a committed (or rolled back) appender for reuse, unless the pool
+    /// is full or the appender grew unusually large.
+    pub fn put_appender(&self, mut app: sonde_engine::Appender) {
+        if app.capacity() > 1 << 14 {
+            return;
+        }
+        app.rollback();
+        let mut pool = self.appenders.lock();
+        if pool.len() < 32 {
+            pool.push(app);
         }
     }
 }

@@ -58,6 +58,9 @@ pub(crate) struct SeriesData {
     pub ooo: BTreeMap<i64, f64>,
     /// Deleted intervals (inclusive).
     pub deleted: Vec<(i64, i64)>,
+    /// Set (under this lock) when garbage collection took the series out of
+    /// the head: a [`SeriesHandle`] that still reaches it must not append.
+    pub removed: bool,
 }
 
 impl SeriesData {
@@ -69,6 +72,7 @@ impl SeriesData {
             last_v: 0.0,
             ooo: BTreeMap::new(),
             deleted: Vec::new(),
+            removed: false,
         }
     }
 
@@ -618,9 +622,12 @@ impl Head {
                 let mut hs = self.by_hash[(h as usize) % STRIPES].write();
                 let mut rs = self.by_ref[(*sref as usize) % STRIPES].write();
                 let Some(s) = rs.get(sref) else { return false };
-                if Arc::strong_count(s) > 2 || !s.data.lock().is_empty() {
+                let mut d = s.data.lock();
+                if Arc::strong_count(s) > 2 || !d.is_empty() {
                     return false;
                 }
+                d.removed = true;
+                drop(d);
                 rs.remove(sref);
                 hs.remove(h, *sref);
                 true
@@ -794,16 +801,55 @@ fn in_chunks(d: &SeriesData, t: i64) -> bool {
     !d.open.is_empty() && t >= d.open.min_t() && t <= d.open.max_t() && check(d.open.bytes())
 }
 
+/// A weak hold on a head series, for callers that append to the same series
+/// again and again (a scrape target's cache, the push cache): appending
+/// through it skips the ref lookup. It does not keep the series alive; once
+/// garbage collection has removed the series, appends through it fail with
+/// [`Error::UnknownSeriesRef`] and the caller goes back to the labels.
+#[derive(Clone, Debug, Default)]
+pub struct SeriesHandle(std::sync::Weak<MemSeries>);
+
+impl std::fmt::Debug for MemSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "MemSeries({}, {})", self.sref, self.labels)
+    }
+}
+
+impl SeriesHandle {
+    fn new(s: &Arc<MemSeries>) -> Self {
+        SeriesHandle(Arc::downgrade(s))
+    }
+
+    /// False once the series is gone from memory (some handle-holder may
+    /// still see `true` for a removed series until its last appender ends).
+    pub fn is_live(&self) -> bool {
+        self.0.strong_count() > 0
+    }
+}
+
 /// A batch of samples committed atomically: all of them or none.
 ///
 /// `append` checks each sample against the series' current state and returns
 /// the typed error at once, so a caller that wants partial ingestion (a scrape)
 /// can skip the bad sample; `commit` re-checks under the series locks, writes
 /// one WAL record batch and only then applies the samples.
+///
+/// An appender can be kept and reused for batch after batch: its buffers keep
+/// their capacity, which saves the allocations of a fresh one per batch.
 pub struct Appender {
     head: Arc<Head>,
     samples: Vec<(Arc<MemSeries>, i64, f64)>,
     pending_last: IntMap<(i64, f64)>,
+    scratch: CommitScratch,
+}
+
+/// Buffers `commit` reuses.
+#[derive(Default)]
+struct CommitScratch {
+    order: Vec<usize>,
+    verdicts: Vec<Verdict>,
+    refs: Vec<RefSample>,
+    samples_buf: Vec<u8>,
 }
 
 impl Appender {
@@ -812,6 +858,7 @@ impl Appender {
             head,
             samples: Vec::new(),
             pending_last: IntMap::default(),
+            scratch: CommitScratch::default(),
         }
     }
 
@@ -822,6 +869,21 @@ impl Appender {
         let r = s.sref;
         self.push(s, t, v)?;
         Ok(r)
+    }
+
+    /// Like [`Appender::append`], returning a handle for [`Appender::append_handle`].
+    pub fn append_get(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesHandle> {
+        let s = self.head.get_or_create(labels, None)?;
+        let h = SeriesHandle::new(&s);
+        self.push(s, t, v)?;
+        Ok(h)
+    }
+
+    /// Adds a sample to a held series. A series garbage-collected since the
+    /// handle was taken (or an empty handle) gives [`Error::UnknownSeriesRef`].
+    pub fn append_handle(&mut self, h: &SeriesHandle, t: i64, v: f64) -> Result<()> {
+        let s = h.0.upgrade().ok_or(Error::UnknownSeriesRef(0))?;
+        self.push(s, t, v)
     }
 
     /// Adds a sample to a series by ref. Unknown refs (garbage-collected) give an error.
@@ -851,6 +913,11 @@ impl Appender {
             }
             _ => {
                 let d = s.data.lock();
+                if d.removed {
+                    // Reached through a handle after garbage collection (an
+                    // appender that holds it keeps it from being collected).
+                    return Err(Error::UnknownSeriesRef(s.sref));
+                }
                 self.head.validate(&s, d.last_t, d.last_v, &d.ooo, t, v)?
             }
         };
@@ -862,6 +929,11 @@ impl Appender {
         }
         self.samples.push((s, t, v));
         Ok(())
+    }
+
+    /// Samples the appender's buffers hold room for.
+    pub fn capacity(&self) -> usize {
+        self.samples.capacity()
     }
 
     /// Number of samples waiting for commit.
@@ -893,11 +965,17 @@ impl Appender {
             return Ok(());
         }
         let head = &*self.head;
+        let scratch = &mut self.scratch;
         // Stable sort by ref keeps each series' samples in append order.
-        let mut order: Vec<usize> = (0..self.samples.len()).collect();
+        let order = &mut scratch.order;
+        order.clear();
+        order.extend(0..self.samples.len());
         order.sort_by_key(|&i| self.samples[i].0.sref);
+        let order = &*order;
         let mut guards = Vec::new();
-        let mut verdicts = vec![Verdict::Ignore; self.samples.len()];
+        let verdicts = &mut scratch.verdicts;
+        verdicts.clear();
+        verdicts.resize(self.samples.len(), Verdict::Ignore);
         let mut i = 0;
         while i < order.len() {
             let s = &self.samples[order[i]].0;
@@ -943,31 +1021,34 @@ impl Appender {
             if !unlogged.is_empty() {
                 record::encode_series(&mut series_buf, unlogged.into_iter());
             }
-            let refs: Vec<RefSample> = order
-                .iter()
-                .filter(|&&k| verdicts[k] != Verdict::Ignore)
-                .map(|&k| RefSample {
-                    sref: self.samples[k].0.sref,
-                    t: self.samples[k].1,
-                    v: self.samples[k].2,
-                })
-                .collect();
-            let mut samples_buf = Vec::with_capacity(refs.len() * 11 + 8);
-            record::encode_samples(&mut samples_buf, &refs);
-            if let Some(z) = record::compress(&samples_buf) {
-                samples_buf = z;
-            }
+            let refs = &mut scratch.refs;
+            refs.clear();
+            refs.extend(
+                order
+                    .iter()
+                    .filter(|&&k| verdicts[k] != Verdict::Ignore)
+                    .map(|&k| RefSample {
+                        sref: self.samples[k].0.sref,
+                        t: self.samples[k].1,
+                        v: self.samples[k].2,
+                    }),
+            );
+            let samples_buf = &mut scratch.samples_buf;
+            samples_buf.clear();
+            record::encode_samples(samples_buf, refs);
+            let z = record::compress(samples_buf);
+            let samples_rec: &[u8] = z.as_deref().unwrap_or(samples_buf);
             if series_buf.is_empty() {
-                wal.log(&[&samples_buf])?;
+                wal.log(&[samples_rec])?;
             } else {
-                wal.log(&[&series_buf, &samples_buf])?;
+                wal.log(&[&series_buf, samples_rec])?;
             }
         }
 
         let mut gi = 0;
         let mut n = 0u64;
         let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for &k in &order {
+        for &k in order {
             let (s, t, v) = &self.samples[k];
             while guards[gi].0.sref != s.sref {
                 gi += 1;
@@ -1029,5 +1110,44 @@ mod tests {
         st.remove(7, 3);
         st.remove(7, 2);
         assert!(st.one.is_empty() && st.more.is_empty());
+    }
+
+    #[test]
+    fn handles_fail_after_garbage_collection_and_labels_recreate() {
+        let head = Arc::new(Head::new(HeadOptions {
+            block_range_ms: 7_200_000,
+            ooo_window_ms: 0,
+            chunk_samples: 120,
+        }));
+        let l = Labels::new([("__name__", "x")]).unwrap();
+        let mut app = Appender::new(head.clone());
+        let h = app.append_get(&l, 1000, 1.0).unwrap();
+        app.commit().unwrap();
+        let mut app = Appender::new(head.clone());
+        app.append_handle(&h, 2000, 2.0).unwrap();
+        app.commit().unwrap();
+        assert!(h.is_live());
+        // An appender that holds the series keeps it from being collected.
+        let mut app = Appender::new(head.clone());
+        app.append_handle(&h, 3000, 3.0).unwrap();
+        assert_eq!(head.truncate(10_000), 0);
+        app.rollback();
+        assert_eq!(head.truncate(10_000), 1, "empty and unheld: removed");
+        assert!(!h.is_live());
+        let mut app = Appender::new(head.clone());
+        assert!(matches!(
+            app.append_handle(&h, 11_000, 4.0),
+            Err(Error::UnknownSeriesRef(_))
+        ));
+        let h2 = app.append_get(&l, 11_000, 4.0).unwrap();
+        app.commit().unwrap();
+        assert!(h2.is_live());
+        let s = head.select(&[Matcher::eq("__name__", "x")]).unwrap();
+        assert_eq!(s.len(), 1);
+        assert_eq!(s[0].data.lock().last_t, 11_000);
+        assert!(matches!(
+            Appender::new(head).append_handle(&SeriesHandle::default(), 1, 1.0),
+            Err(Error::UnknownSeriesRef(_))
+        ));
     }
 }

@@ -234,8 +234,15 @@ fn ingest_write(
     body: &[u8],
 ) -> Result<IngestResult, Response> {
     let raw = remote::decompress_snappy(body, MAX_DECODED_BODY).map_err(decode_error)?;
+    storage.series_cache.sweep(
+        storage
+            .db
+            .head_counters()
+            .series_removed
+            .load(std::sync::atomic::Ordering::Relaxed),
+    );
     let limits = remote::Limits::default();
-    let mut app = storage.db.appender();
+    let mut app = storage.take_appender();
     let mut out = Outcome::default();
     let decoded = {
         let mut each = |s: &remote::SeriesRef<'_>| -> Result<(), RemoteError> {
@@ -244,26 +251,24 @@ fn ingest_write(
             let key = crate::storage::SeriesCache::key(s.labels().iter().copied());
             let needs_labels = s.exemplars().len() > 0 || s.metadata().is_some();
             let mut samples = s.samples();
-            if let Some(r) = storage.series_cache.get(key) {
-                let mut stale = false;
+            let cached = storage.series_cache.with(key, |h| {
                 for (i, &(t, v)) in samples.iter().enumerate() {
-                    match app.append_ref(r, t, v) {
+                    match app.append_handle(h, t, v) {
                         Ok(()) => out.samples += 1,
-                        Err(sonde_engine::Error::UnknownSeriesRef(_)) => {
-                            samples = &samples[i..];
-                            stale = true;
-                            break;
-                        }
+                        // Garbage-collected: the rest go by labels.
+                        Err(sonde_engine::Error::UnknownSeriesRef(_)) => return i,
                         Err(e) => rejected(e, &mut out, st),
                     }
                 }
+                samples.len()
+            });
+            if let Some(done) = cached {
+                let stale = done < samples.len();
                 if !stale && !needs_labels {
                     out.histograms += s.histograms() as u64;
                     return Ok(());
                 }
-                if !stale {
-                    samples = &[];
-                }
+                samples = &samples[done..];
             }
             let labels = match Labels::new(s.labels().iter().copied()) {
                 Ok(l) => l,
@@ -272,14 +277,19 @@ fn ingest_write(
                     return Ok(());
                 }
             };
+            let mut handle = None;
             for &(t, v) in samples {
-                match app.append(&labels, t, v) {
-                    Ok(r) => {
-                        out.samples += 1;
-                        storage.series_cache.insert(key, r);
-                    }
+                let r = match &handle {
+                    Some(h) => app.append_handle(h, t, v),
+                    None => app.append_get(&labels, t, v).map(|h| handle = Some(h)),
+                };
+                match r {
+                    Ok(()) => out.samples += 1,
                     Err(e) => rejected(e, &mut out, st),
                 }
+            }
+            if let Some(h) = handle {
+                storage.series_cache.insert(key, h);
             }
             out.histograms += s.histograms() as u64;
             for e in s.exemplars() {
@@ -319,6 +329,7 @@ fn ingest_write(
         Err(e) => {
             // Malformed protobuf: nothing of the request is written.
             app.rollback();
+            storage.put_appender(app);
             return Err(decode_error(e));
         }
     };
@@ -343,6 +354,7 @@ fn ingest_write(
         );
     }
     let committed = commit(st, &mut app);
+    storage.put_appender(app);
     Ok((out, stats.rejection_message(), committed))
 }
 

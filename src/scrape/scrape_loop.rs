@@ -15,12 +15,13 @@ use crate::config::RelabelConfig;
 use crate::http_client::HttpClient;
 use crate::promql::value::stale_nan;
 use crate::storage::{MetricMetadata, Storage};
-use sonde_engine::head::SeriesRef;
+use sonde_engine::head::SeriesHandle;
 use sonde_engine::labels::Labels;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use xxhash_rust::xxh3::Xxh3DefaultBuilder;
+
+type KeyHasherBuilder = std::hash::BuildHasherDefault<crate::storage::KeyHasher>;
 
 /// What Prometheus 2.42 sends as `Accept` (OpenMetrics preferred).
 pub const ACCEPT_HEADER: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -73,7 +74,8 @@ pub enum StopMode {
 }
 
 struct CacheEntry {
-    sref: Option<SeriesRef>,
+    /// The stored series (empty until the first append).
+    series: SeriesHandle,
     labels: Labels,
     dropped: bool,
     /// Error to fail the scrape with (a label limit), checked every time.
@@ -92,17 +94,25 @@ pub struct ScrapeLoop {
     client: HttpClient,
     storage: Arc<Storage>,
     counters: Arc<ScrapeCounters>,
-    index: HashMap<Box<str>, usize, Xxh3DefaultBuilder>,
+    /// xxh3-128 of the raw series text → entry. The hash stands for the text
+    /// (a collision is as likely as a random 128-bit match), which saves a
+    /// string comparison and a key allocation per series.
+    index: HashMap<u128, usize, KeyHasherBuilder>,
     entries: Vec<CacheEntry>,
     iter: u64,
     /// Whether the previous scrape succeeded, and which iteration that was.
     last_ok: bool,
     ok_iter: u64,
     report: Vec<Labels>,
-    report_refs: Vec<Option<SeriesRef>>,
+    report_refs: Vec<SeriesHandle>,
     jitter_seed: u64,
     /// Set when the pool is over `target_limit`: every scrape fails with it.
     forced: Option<String>,
+    /// Hash of the last scrape's metadata lines, to skip comparing them one
+    /// by one when nothing changed (the usual case).
+    meta_hash: u128,
+    /// Reused buffer for the bytes hashed for `meta_hash`.
+    meta_buf: Vec<u8>,
 }
 
 const REPORT_NAMES: [&str; 5] = [
@@ -157,9 +167,11 @@ impl ScrapeLoop {
             last_ok: false,
             ok_iter: 0,
             report,
-            report_refs: vec![None; REPORT_NAMES.len()],
+            report_refs: vec![SeriesHandle::default(); REPORT_NAMES.len()],
             jitter_seed,
             forced: None,
+            meta_hash: 0,
+            meta_buf: Vec::new(),
         }
     }
 
@@ -213,14 +225,16 @@ impl ScrapeLoop {
         let t = now_ms();
         let t0 = Instant::now();
         self.iter += 1;
+        let mut body = BODY_POOL.lock().pop().unwrap_or_default();
         let fetched = match &self.forced {
             Some(e) => Err(e.clone()),
-            None => self.fetch().await,
+            None => self.fetch(&mut body).await,
         };
         let result = match fetched {
-            Ok((body, format)) => self.ingest(&body, format, t),
+            Ok(format) => self.ingest(&body, format, t),
             Err(e) => Err(e),
         };
+        give_back(body);
         let took = t0.elapsed();
         self.counters.scrapes.fetch_add(1, Relaxed);
         let (up, stats, err) = match result {
@@ -239,7 +253,7 @@ impl ScrapeLoop {
             }
         };
         let failed = up == 0.0;
-        let mut app = self.storage.db.appender();
+        let mut app = self.take_appender();
         if failed {
             // Everything of the previous scrape is gone now.
             if self.last_ok {
@@ -258,6 +272,7 @@ impl ScrapeLoop {
         if let Err(e) = app.commit() {
             tracing::warn!(target = %self.target.url, error = %e, "storing scrape report failed");
         }
+        self.storage.put_appender(app);
         let mut st = self.target.status.lock();
         st.health = if failed { Health::Down } else { Health::Up };
         st.last_error = err;
@@ -266,7 +281,7 @@ impl ScrapeLoop {
         st.last_samples = stats.post_relabel;
     }
 
-    async fn fetch(&self) -> Result<(Vec<u8>, Format), String> {
+    async fn fetch(&self, body: &mut Vec<u8>) -> Result<Format, String> {
         let url = &self.target.url;
         let timeout = self.target.timeout;
         let req = self
@@ -307,14 +322,17 @@ impl ScrapeLoop {
                 .unwrap_or(""),
         );
         let limit = self.cfg.body_size_limit;
-        let mut body = Vec::new();
         while let Some(chunk) = resp.chunk().await.map_err(err)? {
             if limit > 0 && (body.len() + chunk.len()) as u64 > limit {
                 return Err("body size limit exceeded".into());
             }
             body.extend_from_slice(&chunk);
         }
-        Ok((body, format))
+        Ok(format)
+    }
+
+    fn take_appender(&mut self) -> sonde_engine::Appender {
+        self.storage.take_appender()
     }
 
     /// Labels of a newly seen series: target labels merged in, metric
@@ -349,7 +367,7 @@ impl ScrapeLoop {
         }
         labels.sort_by(|a, b| a.0.cmp(&b.0));
         let mut e = CacheEntry {
-            sref: None,
+            series: SeriesHandle::default(),
             labels: Labels::default(),
             dropped: false,
             limit_err: None,
@@ -438,7 +456,8 @@ impl ScrapeLoop {
                         continue;
                     }
                     scraped += 1;
-                    let idx = match self.index.get(s.series) {
+                    let key = xxhash_rust::xxh3::xxh3_128(s.series.as_bytes());
+                    let idx = match self.index.get(&key) {
                         Some(&i) => i,
                         None => {
                             let scraped_labels: Vec<(String, String)> = s
@@ -450,7 +469,7 @@ impl ScrapeLoop {
                             let e = self.new_entry(&s.name, scraped_labels);
                             added += u64::from(!e.dropped && e.limit_err.is_none());
                             self.entries.push(e);
-                            self.index.insert(s.series.into(), self.entries.len() - 1);
+                            self.index.insert(key, self.entries.len() - 1);
                             self.entries.len() - 1
                         }
                     };
@@ -499,18 +518,16 @@ impl ScrapeLoop {
             }
         }
         let post = batch.len() as u64;
-        let mut app = self.storage.db.appender();
+        let mut app = self.take_appender();
         let mut rejected = 0u64;
         for &(idx, ts, v) in &batch {
             let e = &mut self.entries[idx];
-            let r = match e.sref {
-                Some(r) => match app.append_ref(r, ts, v) {
-                    Err(sonde_engine::Error::UnknownSeriesRef(_)) => {
-                        app.append(&e.labels, ts, v).map(|r| e.sref = Some(r))
-                    }
-                    other => other,
-                },
-                None => app.append(&e.labels, ts, v).map(|r| e.sref = Some(r)),
+            let r = match app.append_handle(&e.series, ts, v) {
+                // New, or garbage-collected since: by labels.
+                Err(sonde_engine::Error::UnknownSeriesRef(_)) => {
+                    app.append_get(&e.labels, ts, v).map(|h| e.series = h)
+                }
+                other => other,
             };
             if r.is_err() {
                 rejected += 1;
@@ -521,8 +538,9 @@ impl ScrapeLoop {
             // In the previous scrape, not in this one.
             self.mark_stale(&mut app, t, self.ok_iter);
         }
-        app.commit()
-            .map_err(|e| format!("storing the scrape failed: {e}"))?;
+        let committed = app.commit();
+        self.storage.put_appender(app);
+        committed.map_err(|e| format!("storing the scrape failed: {e}"))?;
         self.last_ok = true;
         self.ok_iter = iter;
         use std::sync::atomic::Ordering::Relaxed;
@@ -531,7 +549,21 @@ impl ScrapeLoop {
         for (idx, x) in exemplars {
             self.storage.exemplars.add(&self.entries[idx].labels, x);
         }
-        if !meta.is_empty() {
+        let meta_hash = {
+            let b = &mut self.meta_buf;
+            b.clear();
+            for m in &meta {
+                for part in [m.name.as_bytes(), m.kind.as_bytes(), m.help.as_bytes()] {
+                    b.extend_from_slice(part);
+                    b.push(0xff);
+                }
+                b.extend_from_slice(m.unit.as_bytes());
+                b.push(0xfe);
+            }
+            xxhash_rust::xxh3::xxh3_128(b)
+        };
+        if !meta.is_empty() && meta_hash != self.meta_hash {
+            self.meta_hash = meta_hash;
             // A family whose lines were not together has several entries: merge them.
             let mut merged: std::collections::BTreeMap<std::borrow::Cow<'_, str>, MetaRef<'_>> =
                 std::collections::BTreeMap::new();
@@ -586,25 +618,19 @@ impl ScrapeLoop {
             if e.seen_ok != ok_iter || e.dropped || (e.explicit_ts && !track) {
                 continue;
             }
-            if let Some(r) = e.sref {
-                let _ = app.append_ref(r, t, stale_nan());
-            }
+            let _ = app.append_handle(&e.series, t, stale_nan());
         }
     }
 
     fn append_report(&mut self, app: &mut sonde_engine::head::Appender, t: i64, vals: &[f64]) {
         for (i, v) in vals.iter().enumerate() {
-            let r = match self.report_refs[i] {
-                Some(r) => match app.append_ref(r, t, *v) {
-                    Err(sonde_engine::Error::UnknownSeriesRef(_)) => {
-                        app.append(&self.report[i], t, *v)
-                    }
-                    Ok(()) => Ok(r),
-                    Err(e) => Err(e),
-                },
-                None => app.append(&self.report[i], t, *v),
-            };
-            self.report_refs[i] = r.ok();
+            if let Err(sonde_engine::Error::UnknownSeriesRef(_)) =
+                app.append_handle(&self.report_refs[i], t, *v)
+            {
+                if let Ok(h) = app.append_get(&self.report[i], t, *v) {
+                    self.report_refs[i] = h;
+                }
+            }
         }
     }
 
@@ -636,7 +662,7 @@ impl ScrapeLoop {
             .into_iter()
             .map(Some)
             .collect();
-        let mut new_index = HashMap::with_capacity_and_hasher(live, Xxh3DefaultBuilder);
+        let mut new_index = HashMap::with_capacity_and_hasher(live, KeyHasherBuilder::default());
         for (k, i) in self.index.drain() {
             if let Some(e) = keep[i].take() {
                 if e.seen >= min {
@@ -646,6 +672,22 @@ impl ScrapeLoop {
             }
         }
         self.index = new_index;
+    }
+}
+
+/// Response buffers shared by all loops: only the scrapes in flight hold one,
+/// and a reused buffer has grown to a typical body already.
+static BODY_POOL: parking_lot::Mutex<Vec<Vec<u8>>> = parking_lot::Mutex::new(Vec::new());
+
+fn give_back(mut body: Vec<u8>) {
+    // Unusually large ones are not kept.
+    if body.capacity() > 16 << 20 {
+        return;
+    }
+    body.clear();
+    let mut pool = BODY_POOL.lock();
+    if pool.len() < 64 {
+        pool.push(body);
     }
 }
 
