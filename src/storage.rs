@@ -206,9 +206,46 @@ impl SeriesCache {
         })
     }
 
-    fn shard(&self, key: u128) -> &RwLock<KeyMap> {
+    fn shard_index(&self, key: u128) -> usize {
         // The high half picks the shard, the low half hashes within it.
-        &self.shards[((key >> 64) as usize) % self.shards.len()]
+        ((key >> 64) as usize) % self.shards.len()
+    }
+
+    fn shard(&self, key: u128) -> &RwLock<KeyMap> {
+        &self.shards[self.shard_index(key)]
+    }
+
+    /// The cached handles of many keys, taking each shard's lock once (a
+    /// lock per lookup makes the cores fight over the locks' cache lines).
+    pub fn get_many(&self, keys: &[u128]) -> Vec<Option<SeriesHandle>> {
+        let n = self.shards.len();
+        // Key positions grouped by shard (a counting sort).
+        let mut start = vec![0usize; n + 1];
+        for &k in keys {
+            start[self.shard_index(k) + 1] += 1;
+        }
+        for i in 0..n {
+            start[i + 1] += start[i];
+        }
+        let mut fill = start.clone();
+        let mut by_shard = vec![0usize; keys.len()];
+        for (i, &k) in keys.iter().enumerate() {
+            let sh = self.shard_index(k);
+            by_shard[fill[sh]] = i;
+            fill[sh] += 1;
+        }
+        let mut out = vec![None; keys.len()];
+        for (sh, lock) in self.shards.iter().enumerate() {
+            let positions = &by_shard[start[sh]..start[sh + 1]];
+            if positions.is_empty() {
+                continue;
+            }
+            let map = lock.read();
+            for &i in positions {
+                out[i] = map.get(&keys[i]).cloned();
+            }
+        }
+        out
     }
 
     /// Calls `f` with the cached handle (under the shard's read lock), if any.

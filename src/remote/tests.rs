@@ -147,6 +147,40 @@ fn v1_unsorted_labels_are_sorted_and_borrowed() {
 }
 
 #[test]
+fn v1_wire_keys_identify_label_sets() {
+    let keys = |buf: &[u8]| {
+        let mut k = Vec::new();
+        decode_write_v1(buf, &Limits::default(), |sr| {
+            k.push(sr.wire_key().expect("1.0 has a wire key"));
+            Ok(())
+        })
+        .unwrap();
+        k
+    };
+    let a = vec![s("__name__", "m"), s("job", "n")];
+    let b = vec![s("__name__", "m"), s("job", "o")];
+    // Same labels, other samples: same key; other labels: another key.
+    let k1 = keys(&encode_write_v1(&[
+        (a.clone(), vec![(1, 1.0)]),
+        (b.clone(), vec![(1, 1.0)]),
+        (a.clone(), vec![(2, 7.0), (3, 8.0)]),
+    ]));
+    assert_eq!(k1[0], k1[2]);
+    assert_ne!(k1[0], k1[1]);
+    assert_eq!(keys(&encode_write_v1(&[(a, vec![(9, 0.5)])]))[0], k1[0]);
+    // The same labels in another order are another encoding: another key
+    // (both reach the same series through the labels).
+    let k2 = keys(&encode_write_v1(&[(
+        vec![s("job", "n"), s("__name__", "m")],
+        vec![(1, 1.0)],
+    )]));
+    assert_ne!(k2[0], k1[0]);
+    // A name that swallows what would be the next label's bytes differs too.
+    let k3 = keys(&raw(&[(b"__name__", b"m\x12\x03job\x1a\x01n")]));
+    assert_ne!(k3[0], k1[0]);
+}
+
+#[test]
 fn v1_exemplars_histograms_metadata() {
     let req = pb::WriteRequest {
         timeseries: vec![pb::TimeSeries {

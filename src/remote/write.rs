@@ -115,6 +115,9 @@ pub struct SeriesRef<'a> {
     ex_refs: Vec<u64>,
     /// 2.0 only: raw metadata (type, help_ref, unit_ref).
     raw_meta: Option<(u64, u64, u64)>,
+    /// 1.0 only: the bytes from the first label field's tag to the last
+    /// label field's end (see [`SeriesRef::wire_key`]).
+    label_span: &'a [u8],
 }
 
 /// Why a series is rejected (cheap; turned into a [`RemoteError`] only if reported).
@@ -172,6 +175,23 @@ impl<'a> SeriesRef<'a> {
         self.created_timestamp
     }
 
+    /// A 128-bit hash that identifies the label set as it was encoded (1.0:
+    /// the label fields' bytes, hashed in place; they decode to exactly one
+    /// label sequence, so equal keys mean equal labels up to a random 128-bit
+    /// collision). The same labels encoded differently get different keys;
+    /// `None` for 2.0, whose labels are symbol references.
+    pub fn wire_key(&self) -> Option<u128> {
+        if self.label_span.is_empty() {
+            return None;
+        }
+        // Seeded, so that no other input the caller hashes (unseeded) can
+        // stand for the same bytes.
+        Some(xxhash_rust::xxh3::xxh3_128_with_seed(
+            self.label_span,
+            0x736f_6e64_6531,
+        ))
+    }
+
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&'a str> {
         self.labels
@@ -192,6 +212,7 @@ impl<'a> SeriesRef<'a> {
         self.refs.clear();
         self.ex_refs.clear();
         self.raw_meta = None;
+        self.label_span = &[];
     }
 
     /// Validates and keeps one label (see the module docs for the order).
@@ -241,12 +262,16 @@ impl<'a> SeriesRef<'a> {
     ) -> Result<Result<(), Issue<'a>>, WireErr> {
         self.clear();
         let mut issue = Ok(());
+        let (mut span_lo, mut span_hi) = (usize::MAX, 0);
         while !p.at_end() {
+            let field_start = p.offset();
             let (f, wt) = p.key()?;
             match f {
                 1 => {
                     expect(&p, f, wt, WT_LEN)?;
                     self.raw.push(read_label_range(p.sub()?)?);
+                    span_lo = span_lo.min(field_start);
+                    span_hi = p.offset();
                 }
                 2 => {
                     expect(&p, f, wt, WT_LEN)?;
@@ -297,6 +322,7 @@ impl<'a> SeriesRef<'a> {
         if self.raw.len() > limits.max_labels {
             return Ok(Err(Issue::TooMany(self.raw.len())));
         }
+        self.label_span = buf.get(span_lo..span_hi).unwrap_or_default();
         Ok(self
             .convert_v1(buf, limits)
             .and(issue)

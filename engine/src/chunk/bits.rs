@@ -87,14 +87,13 @@ impl BitWriter {
             n -= take;
             v = v.checked_shl(take).unwrap_or(0);
         }
-        while n >= 8 {
-            self.buf.push((v >> 56) as u8);
-            v <<= 8;
-            n -= 8;
-        }
         if n > 0 {
-            self.buf.push((v >> 56) as u8);
-            self.free = 8 - n;
+            // The rest, left-aligned in `v` with zeros below: its whole bytes
+            // in one copy, the last one zero-padded.
+            let nbytes = n.div_ceil(8);
+            self.buf
+                .extend_from_slice(&v.to_be_bytes()[..nbytes as usize]);
+            self.free = nbytes * 8 - n;
         }
     }
 
