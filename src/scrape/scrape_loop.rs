@@ -74,6 +74,8 @@ pub enum StopMode {
 }
 
 struct CacheEntry {
+    /// Its key in `index`.
+    key: u128,
     /// The stored series (empty until the first append).
     series: SeriesHandle,
     labels: Labels,
@@ -113,6 +115,10 @@ pub struct ScrapeLoop {
     meta_hash: u128,
     /// Reused buffer for the bytes hashed for `meta_hash`.
     meta_buf: Vec<u8>,
+    /// The entry of each series line of the last parsed scrape, in order,
+    /// and of the one being parsed.
+    seq: Vec<u32>,
+    seq_next: Vec<u32>,
 }
 
 const REPORT_NAMES: [&str; 5] = [
@@ -172,6 +178,8 @@ impl ScrapeLoop {
             forced: None,
             meta_hash: 0,
             meta_buf: Vec::new(),
+            seq: Vec::new(),
+            seq_next: Vec::new(),
         }
     }
 
@@ -367,6 +375,7 @@ impl ScrapeLoop {
         }
         labels.sort_by(|a, b| a.0.cmp(&b.0));
         let mut e = CacheEntry {
+            key: 0,
             series: SeriesHandle::default(),
             labels: Labels::default(),
             dropped: false,
@@ -438,8 +447,10 @@ impl ScrapeLoop {
     /// Parses the body and stores its samples; on any error nothing of it is stored.
     fn ingest(&mut self, body: &[u8], format: Format, t: i64) -> Result<Ingested, String> {
         let iter = self.iter;
+        self.seq_next.clear();
+        self.seq_next.reserve(self.seq.len());
         let mut parser = Parser::new(body, format);
-        let mut batch: Vec<(usize, i64, f64)> = Vec::new();
+        let mut batch: Vec<(usize, i64, f64)> = Vec::with_capacity(self.seq.len());
         let mut scraped = 0u64;
         let mut added = 0u64;
         // Borrowed from the body; compared with what the target had, and
@@ -457,8 +468,19 @@ impl ScrapeLoop {
                     }
                     scraped += 1;
                     let key = xxhash_rust::xxh3::xxh3_128(s.series.as_bytes());
-                    let idx = match self.index.get(&key) {
-                        Some(&i) => i,
+                    // A target exposes its series in the same order every
+                    // time: the last scrape's sequence is read in step with
+                    // this one (sequential memory) before the hash table
+                    // (a cache miss per series).
+                    let pos = self.seq_next.len();
+                    let known = match self.seq.get(pos) {
+                        Some(&i) if self.entries.get(i as usize).is_some_and(|e| e.key == key) => {
+                            Some(i as usize)
+                        }
+                        _ => self.index.get(&key).copied(),
+                    };
+                    let idx = match known {
+                        Some(i) => i,
                         None => {
                             let scraped_labels: Vec<(String, String)> = s
                                 .labels()
@@ -466,13 +488,15 @@ impl ScrapeLoop {
                                 .into_iter()
                                 .map(|(n, v)| (n.into_owned(), v.into_owned()))
                                 .collect();
-                            let e = self.new_entry(&s.name, scraped_labels);
+                            let mut e = self.new_entry(&s.name, scraped_labels);
+                            e.key = key;
                             added += u64::from(!e.dropped && e.limit_err.is_none());
                             self.entries.push(e);
                             self.index.insert(key, self.entries.len() - 1);
                             self.entries.len() - 1
                         }
                     };
+                    self.seq_next.push(idx as u32);
                     let e = &mut self.entries[idx];
                     e.seen = iter;
                     if e.dropped {
@@ -517,6 +541,7 @@ impl ScrapeLoop {
                 }
             }
         }
+        std::mem::swap(&mut self.seq, &mut self.seq_next);
         let post = batch.len() as u64;
         let mut app = self.take_appender();
         let mut rejected = 0u64;
@@ -672,6 +697,8 @@ impl ScrapeLoop {
             }
         }
         self.index = new_index;
+        // The positions changed.
+        self.seq.clear();
     }
 }
 
