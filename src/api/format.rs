@@ -6,15 +6,29 @@
 /// shortest decimal for `1e-6 <= |v| < 1e21` (and zero), otherwise Go's
 /// exponent form (`1e-07`, `2.5e+21`).
 pub fn format_value(v: f64) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_value(&mut out, v);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`format_value`] appended to `out` (the hot path of big query answers:
+/// no allocation, and zmij's shortest digits for the usual magnitudes).
+pub fn write_value(out: &mut Vec<u8>, v: f64) {
     if v.is_nan() {
-        return "NaN".into();
+        out.extend_from_slice(b"NaN");
+        return;
     }
     if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
+        out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
+        return;
+    }
+    let mut buf = zmij::Buffer::new();
+    let s = buf.format_finite(v).as_bytes();
+    // zmij writes plain decimals for 1e-5 <= |v| < 1e16 (integers with a
+    // ".0"), exponents elsewhere; the shortest digits are the same as Go's.
+    if !s.contains(&b'e') {
+        out.extend_from_slice(s.strip_suffix(b".0").unwrap_or(s));
+        return;
     }
     let a = v.abs();
     if a != 0.0 && !(1e-6..1e21).contains(&a) {
@@ -25,22 +39,36 @@ pub fn format_value(v: f64) -> String {
             Some(d) => ('-', d),
             None => ('+', exp),
         };
-        return format!("{mant}e{sign}{digits:0>2}");
+        out.extend_from_slice(format!("{mant}e{sign}{digits:0>2}").as_bytes());
+        return;
     }
-    format!("{v}")
+    out.extend_from_slice(format!("{v}").as_bytes());
 }
 
 /// A millisecond timestamp as unix seconds: integer part, then `.` and exactly
 /// three digits only when the milliseconds are not zero.
 pub fn format_timestamp(t_ms: i64) -> String {
-    let neg = t_ms < 0;
+    let mut out = Vec::with_capacity(24);
+    write_timestamp(&mut out, t_ms);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`format_timestamp`] appended to `out`.
+pub fn write_timestamp(out: &mut Vec<u8>, t_ms: i64) {
+    if t_ms < 0 {
+        out.push(b'-');
+    }
     let a = t_ms.unsigned_abs();
     let (secs, frac) = (a / 1000, a % 1000);
-    let sign = if neg { "-" } else { "" };
-    if frac == 0 {
-        format!("{sign}{secs}")
-    } else {
-        format!("{sign}{secs}.{frac:03}")
+    let mut buf = itoa::Buffer::new();
+    out.extend_from_slice(buf.format(secs).as_bytes());
+    if frac != 0 {
+        out.extend_from_slice(&[
+            b'.',
+            b'0' + (frac / 100) as u8,
+            b'0' + (frac / 10 % 10) as u8,
+            b'0' + (frac % 10) as u8,
+        ]);
     }
 }
 
@@ -63,6 +91,66 @@ pub fn timestamp_json(t_ms: i64) -> serde_json::Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// The plain rule, without the fast path: Rust's shortest `Display`,
+    /// Go's exponent form outside `[1e-6, 1e21)`.
+    fn reference(v: f64) -> String {
+        if v.is_nan() {
+            return "NaN".into();
+        }
+        if v.is_infinite() {
+            return if v > 0.0 { "+Inf" } else { "-Inf" }.into();
+        }
+        let a = v.abs();
+        if a != 0.0 && !(1e-6..1e21).contains(&a) {
+            let s = format!("{v:e}");
+            let (mant, exp) = s.split_once('e').unwrap();
+            let (sign, digits) = match exp.strip_prefix('-') {
+                Some(d) => ('-', d),
+                None => ('+', exp),
+            };
+            return format!("{mant}e{sign}{digits:0>2}");
+        }
+        format!("{v}")
+    }
+
+    proptest! {
+        #[test]
+        fn fast_value_format_matches_the_reference(bits in any::<u64>(), small in -1e7f64..1e7, int in -(1i64 << 53)..(1i64 << 53)) {
+            for v in [f64::from_bits(bits), small, int as f64, small / 1e9, small * 1e12] {
+                prop_assert_eq!(format_value(v), reference(v), "{:e}", v);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_value_format_at_the_edges() {
+        for v in [
+            0.0,
+            -0.0,
+            1e-6,
+            9.999e-6,
+            1e-5,
+            1e15,
+            1e16,
+            9.999e15,
+            1.5e16,
+            1e20,
+            9.99e20,
+            1e21,
+            5e-324,
+            f64::MAX,
+            f64::MIN_POSITIVE,
+            0.1 + 0.2,
+        ] {
+            assert_eq!(format_value(v), reference(v), "{v:e}");
+            assert_eq!(format_value(-v), reference(-v), "{v:e}");
+        }
+        assert_eq!(format_timestamp(-1500), "-1.500");
+        assert_eq!(format_timestamp(1_700_000_000_007), "1700000000.007");
+        assert_eq!(format_timestamp(0), "0");
+    }
 
     #[test]
     fn values_like_prometheus() {

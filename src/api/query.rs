@@ -12,7 +12,7 @@
 // Handlers return `Result<_, ApiError>`; the error is big by design.
 #![allow(clippy::result_large_err)]
 
-use super::format::{format_timestamp, format_value};
+use super::format::{write_timestamp, write_value};
 use super::params::parse_time;
 use super::{ApiError, ApiOk, ApiResult, ErrorType, Params};
 use crate::promql::{Engine, EngineOptions, QueryError, QueryResult, Value};
@@ -331,7 +331,8 @@ pub fn render_success(v: &Value, warnings: &[String]) -> Vec<u8> {
 fn estimate_len(v: &Value) -> usize {
     match v {
         Value::Vector(s) => s.len() * 128,
-        Value::Matrix(m) => m.iter().map(|s| 96 + s.points.len() * 24).sum(),
+        // `[1700000000.123,"12345.678"],` is about 32 bytes.
+        Value::Matrix(m) => m.iter().map(|s| 96 + s.points.len() * 32).sum(),
         Value::Scalar { .. } => 32,
         Value::String { s, .. } => 32 + s.len(),
     }
@@ -399,9 +400,9 @@ pub fn render_result(out: &mut Vec<u8>, v: &Value) {
 /// `[ts,"v"]` with `jsonutil`'s timestamp and value forms.
 fn write_point(out: &mut Vec<u8>, t_ms: i64, v: f64) {
     out.push(b'[');
-    out.extend_from_slice(format_timestamp(t_ms).as_bytes());
+    write_timestamp(out, t_ms);
     out.extend_from_slice(b",\"");
-    out.extend_from_slice(format_value(v).as_bytes());
+    write_value(out, v);
     out.extend_from_slice(b"\"]");
 }
 

@@ -529,39 +529,75 @@ impl<'a> Ev<'a> {
             let n = ts.len();
             Ok((n, map(s.labels.clone(), &ts, &vals)?))
         };
-        const BATCH: usize = 128;
-        for batch in series.chunks(BATCH * workers) {
-            self.check_deadline()?;
-            let results: Vec<Result<(usize, Option<T>)>> = if workers <= 1 || batch.len() < 32 {
-                batch.iter().map(run).collect()
-            } else {
-                let per = batch.len().div_ceil(workers);
-                let run = &run;
-                std::thread::scope(|sc| {
-                    let handles: Vec<_> = batch
-                        .chunks(per)
-                        .map(|part| sc.spawn(move || part.iter().map(run).collect::<Vec<_>>()))
-                        .collect();
-                    handles
-                        .into_iter()
-                        .flat_map(|h| {
-                            h.join().unwrap_or_else(|_| {
-                                vec![Err(QueryError::Internal("a query worker panicked".into()))]
-                            })
-                        })
-                        .collect()
-                })
-            };
-            for r in results {
-                let (n, t) = r?;
-                self.hold(n)?;
-                self.release(n);
-                if let Some(t) = t {
-                    each(t)?;
+        // Results go to `each` in series order (sums must not depend on timing).
+        let mut deliver = |r: Result<(usize, Option<T>)>| -> Result<()> {
+            let (n, t) = r?;
+            self.hold(n)?;
+            self.release(n);
+            match t {
+                Some(t) => each(t),
+                None => Ok(()),
+            }
+        };
+        const CHUNK: usize = 64;
+        if workers <= 1 || series.len() < 2 * CHUNK {
+            for (i, s) in series.iter().enumerate() {
+                if i % CHUNK == 0 {
+                    self.check_deadline()?;
+                }
+                deliver(run(s))?;
+            }
+            return Ok(());
+        }
+        // A pipeline: the workers take chunks in turn and keep going while
+        // this thread feeds the finished ones, in order, to `each` (which
+        // usually aggregates), so no core waits for the slowest of a batch.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (tx, rx) =
+            std::sync::mpsc::sync_channel::<(usize, Vec<Result<(usize, Option<T>)>>)>(workers * 4);
+        let series = &series;
+        std::thread::scope(|sc| {
+            for _ in 0..workers {
+                let (tx, run, next, stop) = (tx.clone(), &run, &next, &stop);
+                sc.spawn(move || {
+                    use std::sync::atomic::Ordering::Relaxed;
+                    while !stop.load(Relaxed) {
+                        let i = next.fetch_add(1, Relaxed);
+                        let Some(part) = series.chunks(CHUNK).nth(i) else {
+                            break;
+                        };
+                        if tx.send((i, part.iter().map(run).collect())).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(tx);
+            let mut waiting = std::collections::BTreeMap::new();
+            let mut want = 0usize;
+            let mut result = Ok(());
+            for (i, part) in rx.iter() {
+                if result.is_err() {
+                    continue; // draining until the workers see `stop`
+                }
+                waiting.insert(i, part);
+                while let Some(part) = waiting.remove(&want) {
+                    want += 1;
+                    result = self
+                        .check_deadline()
+                        .and_then(|()| part.into_iter().try_for_each(&mut deliver));
+                    if result.is_err() {
+                        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                        break;
+                    }
                 }
             }
-        }
-        Ok(())
+            if result.is_ok() && want * CHUNK < series.len() {
+                result = Err(QueryError::Internal("a query worker panicked".into()));
+            }
+            result
+        })
     }
 
     /// Selects the series of `vs` with samples in `[mint, maxt]`, one at a time.
