@@ -117,6 +117,19 @@ fn simple(ev: &Ev<'_>, grouping: &Grouping<'_>, op: u16, e: &Expr, g: &Grid) -> 
             }
         };
         let accs = &mut groups[gi].1;
+        if op == T_SUM {
+            // The common case in its own tight loop (same arithmetic).
+            for (acc, v) in accs.iter_mut().zip(&s.vals) {
+                let Some(v) = *v else { continue };
+                if acc.n == 0 {
+                    (acc.a, acc.b) = (v, 0.0);
+                } else {
+                    (acc.a, acc.b) = kahan_inc(v, acc.a, acc.b);
+                }
+                acc.n += 1;
+            }
+            return Ok(());
+        }
         for (acc, v) in accs.iter_mut().zip(&s.vals) {
             let Some(v) = *v else { continue };
             acc.n += 1;
