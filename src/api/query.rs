@@ -466,7 +466,16 @@ fn go_format_float(v: f64) -> String {
     } else if v.is_infinite() {
         if v > 0.0 { "+Inf" } else { "-Inf" }.into()
     } else {
-        format!("{v}")
+        // ryu's digits round ties to even, as Go's do; it writes plain
+        // decimals for 1e-5 <= |v| < 1e16. Elsewhere Rust's plain form (whose
+        // ties may differ in the last digit) keeps the 'f' format.
+        let mut buf = ryu::Buffer::new();
+        let s = buf.format_finite(v);
+        if s.contains('e') {
+            format!("{v}")
+        } else {
+            s.strip_suffix(".0").unwrap_or(s).to_string()
+        }
     }
 }
 
@@ -718,6 +727,12 @@ mod tests {
         // Scalars use FormatFloat('f', -1) and a plain float timestamp.
         let cases: &[(i64, f64, &str)] = &[
             (1_718_000_000_050, 1e-7, r#"[1718000000.05,"0.0000001"]"#),
+            // A tie: Go (Prometheus 2.42) rounds it to even.
+            (
+                1000,
+                f64::from_bits(14042630556634466852),
+                r#"[1,"-153453691269713.12"]"#,
+            ),
             (
                 1_718_000_000_500,
                 2.5e21,
