@@ -275,16 +275,6 @@ impl SeriesCache {
             shard.write().retain(|_, h| h.is_live());
         }
     }
-
-    /// Number of entries.
-    pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.read().len()).sum()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 /// The storage side of the server.

@@ -22,14 +22,6 @@ pub fn write_value(out: &mut Vec<u8>, v: f64) {
         out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
         return;
     }
-    let mut buf = ryu::Buffer::new();
-    let s = buf.format_finite(v).as_bytes();
-    // ryu writes plain decimals for 1e-5 <= |v| < 1e16 (integers with a
-    // ".0"), exponents elsewhere; its shortest, closest digits are Go's.
-    if !s.contains(&b'e') {
-        out.extend_from_slice(s.strip_suffix(b".0").unwrap_or(s));
-        return;
-    }
     let a = v.abs();
     if a != 0.0 && !(1e-6..1e21).contains(&a) {
         // Rust: "2.5e21" / "1e-7"; Go: "2.5e+21" / "1e-07".
@@ -42,7 +34,21 @@ pub fn write_value(out: &mut Vec<u8>, v: f64) {
         out.extend_from_slice(format!("{mant}e{sign}{digits:0>2}").as_bytes());
         return;
     }
-    out.extend_from_slice(format!("{v}").as_bytes());
+    write_plain(out, v);
+}
+
+/// A finite value in Go's `strconv.FormatFloat(v, 'f', -1, 64)` form: shortest
+/// digits, never an exponent. ryu's digits round ties to even, as Go's do, and
+/// it writes plain decimals for 1e-5 <= |v| < 1e16 (integers with a ".0");
+/// elsewhere Rust's plain form is used (its ties may differ in the last digit).
+pub fn write_plain(out: &mut Vec<u8>, v: f64) {
+    let mut buf = ryu::Buffer::new();
+    let s = buf.format_finite(v).as_bytes();
+    if s.contains(&b'e') {
+        out.extend_from_slice(format!("{v}").as_bytes());
+    } else {
+        out.extend_from_slice(s.strip_suffix(b".0").unwrap_or(s));
+    }
 }
 
 /// A millisecond timestamp as unix seconds: integer part, then `.` and exactly

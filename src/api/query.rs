@@ -12,7 +12,7 @@
 // Handlers return `Result<_, ApiError>`; the error is big by design.
 #![allow(clippy::result_large_err)]
 
-use super::format::{write_timestamp, write_value};
+use super::format::{write_plain, write_timestamp, write_value};
 use super::params::parse_time;
 use super::{ApiError, ApiOk, ApiResult, ErrorType, Params};
 use crate::promql::{Engine, EngineOptions, QueryError, QueryResult, Value};
@@ -466,16 +466,9 @@ fn go_format_float(v: f64) -> String {
     } else if v.is_infinite() {
         if v > 0.0 { "+Inf" } else { "-Inf" }.into()
     } else {
-        // ryu's digits round ties to even, as Go's do; it writes plain
-        // decimals for 1e-5 <= |v| < 1e16. Elsewhere Rust's plain form (whose
-        // ties may differ in the last digit) keeps the 'f' format.
-        let mut buf = ryu::Buffer::new();
-        let s = buf.format_finite(v);
-        if s.contains('e') {
-            format!("{v}")
-        } else {
-            s.strip_suffix(".0").unwrap_or(s).to_string()
-        }
+        let mut out = Vec::with_capacity(24);
+        write_plain(&mut out, v);
+        String::from_utf8(out).unwrap_or_default()
     }
 }
 

@@ -22,5 +22,22 @@ pub struct TargetGroup {
     pub labels: LabelSet,
 }
 
+/// The groups of `static_configs`, one per entry (`static/<index>`).
+pub fn static_groups(configs: &[crate::config::scrape::StaticConfig]) -> Vec<TargetGroup> {
+    configs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| TargetGroup {
+            source: format!("static/{i}"),
+            targets: s
+                .targets
+                .iter()
+                .map(|t| LabelSet::from([("__address__".to_string(), t.clone())]))
+                .collect(),
+            labels: s.labels.clone().into_iter().collect(),
+        })
+        .collect()
+}
+
 pub mod consul;
 pub mod file;

@@ -149,20 +149,7 @@ impl AlertmanagerSet {
             }));
         };
         if !cfg.static_configs.is_empty() {
-            let groups: Vec<TargetGroup> = cfg
-                .static_configs
-                .iter()
-                .enumerate()
-                .map(|(i, s)| TargetGroup {
-                    source: format!("static/{i}"),
-                    targets: s
-                        .targets
-                        .iter()
-                        .map(|t| LabelSet::from([("__address__".to_string(), t.clone())]))
-                        .collect(),
-                    labels: s.labels.clone().into_iter().collect(),
-                })
-                .collect();
+            let groups = crate::discovery::static_groups(&cfg.static_configs);
             let (wtx, wrx) = watch::channel(groups);
             tasks.push(tokio::spawn(async move { wtx.closed().await }));
             forward(wrx, &mut tasks);

@@ -158,20 +158,7 @@ impl ScrapeManager {
         };
         let mut handles: Vec<JoinHandle<()>> = Vec::new();
         if !sc.static_configs.is_empty() {
-            let groups: Vec<TargetGroup> = sc
-                .static_configs
-                .iter()
-                .enumerate()
-                .map(|(i, s)| TargetGroup {
-                    source: format!("static/{i}"),
-                    targets: s
-                        .targets
-                        .iter()
-                        .map(|t| LabelSet::from([("__address__".to_string(), t.clone())]))
-                        .collect(),
-                    labels: s.labels.clone().into_iter().collect(),
-                })
-                .collect();
+            let groups = crate::discovery::static_groups(&sc.static_configs);
             let (wtx, wrx) = watch::channel(groups);
             // Keep the sender alive as long as the pool.
             handles.push(tokio::spawn(async move { wtx.closed().await }));

@@ -261,7 +261,7 @@ impl ScrapeLoop {
             }
         };
         let failed = up == 0.0;
-        let mut app = self.take_appender();
+        let mut app = self.storage.take_appender();
         if failed {
             // Everything of the previous scrape is gone now.
             if self.last_ok {
@@ -337,10 +337,6 @@ impl ScrapeLoop {
             body.extend_from_slice(&chunk);
         }
         Ok(format)
-    }
-
-    fn take_appender(&mut self) -> sonde_engine::Appender {
-        self.storage.take_appender()
     }
 
     /// Labels of a newly seen series: target labels merged in, metric
@@ -543,7 +539,7 @@ impl ScrapeLoop {
         }
         std::mem::swap(&mut self.seq, &mut self.seq_next);
         let post = batch.len() as u64;
-        let mut app = self.take_appender();
+        let mut app = self.storage.take_appender();
         let mut rejected = 0u64;
         for &(idx, ts, v) in &batch {
             let e = &mut self.entries[idx];
