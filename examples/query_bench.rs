@@ -127,6 +127,9 @@ struct Args {
     /// 2 s in a row), at most this many seconds.
     #[arg(long, default_value_t = 60)]
     settle_secs: u64,
+    /// Run only these panels (1-based positions in the list above, comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    queries: Vec<usize>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -1270,7 +1273,10 @@ fn main() -> Result<()> {
         .timeout(Duration::from_secs(a.query_timeout_secs + 60))
         .build()?;
     let mut rows = Vec::new();
-    for tmpl in QUERIES {
+    for (qi, tmpl) in QUERIES.iter().enumerate() {
+        if !a.queries.is_empty() && !a.queries.contains(&(qi + 1)) {
+            continue;
+        }
         let query = tmpl.replace("{c}", COUNTER).replace("{h}", HISTOGRAM);
         for &step in &a.steps {
             println!("  {query}  step {step}s");

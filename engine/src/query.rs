@@ -91,6 +91,30 @@ impl Series {
         }
     }
 
+    /// Appends all the series' samples in `[min_t, max_t]` of the query to
+    /// `ts`/`vs`, decoding each chunk straight into them (no batch copies;
+    /// reuse the vectors across series to avoid reallocations).
+    pub fn read_into(&self, ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<()> {
+        let mut pairs = Vec::new();
+        let mut first = 0;
+        while first < self.chunks.len() {
+            let end = group_end(&self.chunks, first);
+            let g0 = ts.len();
+            decode_group(&self.chunks[first..end], ts, vs, &mut pairs)?;
+            first = end;
+            // Only the first and last groups can reach outside the range.
+            let lo = g0 + ts[g0..].partition_point(|&t| t < self.min_t);
+            let hi = (g0 + ts[g0..].partition_point(|&t| t <= self.max_t)).max(lo);
+            if lo > g0 {
+                ts.copy_within(lo..hi, g0);
+                vs.copy_within(lo..hi, g0);
+            }
+            ts.truncate(g0 + (hi - lo));
+            vs.truncate(g0 + (hi - lo));
+        }
+        Ok(())
+    }
+
     /// Number of chunks the samples come from (for limits and stats).
     pub fn chunk_count(&self) -> usize {
         self.chunks.len()
@@ -115,33 +139,16 @@ impl SampleIter {
             if self.next >= self.chunks.len() {
                 return Ok(None);
             }
-            let first = self.next;
-            let mut end = first + 1;
-            let mut group_max = self.chunks[first].max_t;
-            while end < self.chunks.len() && self.chunks[end].min_t <= group_max {
-                group_max = group_max.max(self.chunks[end].max_t);
-                end += 1;
-            }
-            self.next = end;
+            let end = group_end(&self.chunks, self.next);
             self.ts.clear();
             self.vs.clear();
-            if end - first == 1 {
-                self.chunks[first].decode(&mut self.ts, &mut self.vs)?;
-            } else {
-                self.pairs.clear();
-                for c in &self.chunks[first..end] {
-                    let (mut ts, mut vs) = (Vec::new(), Vec::new());
-                    c.decode(&mut ts, &mut vs)?;
-                    self.pairs.extend(ts.into_iter().zip(vs));
-                }
-                // Stable: for equal timestamps the earlier source (by chunk order) wins.
-                self.pairs.sort_by_key(|p| p.0);
-                self.pairs.dedup_by_key(|p| p.0);
-                for &(t, v) in &self.pairs {
-                    self.ts.push(t);
-                    self.vs.push(v);
-                }
-            }
+            decode_group(
+                &self.chunks[self.next..end],
+                &mut self.ts,
+                &mut self.vs,
+                &mut self.pairs,
+            )?;
+            self.next = end;
             let lo = self.ts.partition_point(|&t| t < self.min_t);
             let hi = self.ts.partition_point(|&t| t <= self.max_t);
             if lo < hi {
@@ -158,6 +165,45 @@ impl SampleIter {
         }
         Ok(out)
     }
+}
+
+/// The end of the group of chunks starting at `first`: chunks whose time
+/// ranges overlap (transitively) are decoded and merged together.
+fn group_end(chunks: &[ChunkRef], first: usize) -> usize {
+    let mut end = first + 1;
+    let mut group_max = chunks[first].max_t;
+    while end < chunks.len() && chunks[end].min_t <= group_max {
+        group_max = group_max.max(chunks[end].max_t);
+        end += 1;
+    }
+    end
+}
+
+/// Appends the samples of one group of chunks to `ts`/`vs` in time order;
+/// a single chunk is decoded in place, overlapping ones are merged (for equal
+/// timestamps the earlier source, by chunk order, wins).
+fn decode_group(
+    group: &[ChunkRef],
+    ts: &mut Vec<i64>,
+    vs: &mut Vec<f64>,
+    pairs: &mut Vec<(i64, f64)>,
+) -> Result<()> {
+    if let [one] = group {
+        return one.decode(ts, vs);
+    }
+    pairs.clear();
+    let (mut cts, mut cvs) = (Vec::new(), Vec::new());
+    for c in group {
+        cts.clear();
+        cvs.clear();
+        c.decode(&mut cts, &mut cvs)?;
+        pairs.extend(cts.iter().copied().zip(cvs.iter().copied()));
+    }
+    pairs.sort_by_key(|p| p.0);
+    pairs.dedup_by_key(|p| p.0);
+    ts.extend(pairs.iter().map(|p| p.0));
+    vs.extend(pairs.iter().map(|p| p.1));
+    Ok(())
 }
 
 /// A read view over `[min_t, max_t]` (inclusive) of the head and the blocks

@@ -94,9 +94,19 @@ proptest! {
         }
         let hi = lo + span;
         let q = db.querier(lo, hi).unwrap();
-        let got: Vec<(Labels, Vec<(i64, u64)>)> = q
-            .select(&ms)
-            .unwrap()
+        let selected = q.select(&ms).unwrap();
+        // `read_into` (decoding straight into reused vectors, as queries do)
+        // gives what the streaming iterator gives.
+        let (mut ts, mut vs) = (vec![-1i64], vec![0.5f64]);
+        for s in &selected {
+            ts.truncate(1);
+            vs.truncate(1);
+            s.read_into(&mut ts, &mut vs).unwrap();
+            let streamed = s.iter().collect_all().unwrap();
+            let read: Vec<(i64, u64)> = ts[1..].iter().copied().zip(vs[1..].iter().map(|v| v.to_bits())).collect();
+            prop_assert_eq!(read, streamed.iter().map(|(t, v)| (*t, v.to_bits())).collect::<Vec<_>>());
+        }
+        let got: Vec<(Labels, Vec<(i64, u64)>)> = selected
             .into_iter()
             .map(|s| (s.labels.clone(), s.iter().collect_all().unwrap().into_iter().map(|(t, v)| (t, v.to_bits())).collect::<Vec<_>>()))
             // A series is selected when one of its chunks overlaps the range (as in

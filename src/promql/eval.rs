@@ -509,25 +509,19 @@ impl<'a> Ev<'a> {
             .map(|n| n.get())
             .unwrap_or(1)
             .min(8);
-        let run = |s: &sonde_engine::query::Series| -> Result<(usize, Option<T>)> {
-            let mut ts = Vec::new();
-            let mut vals = Vec::new();
-            let mut it = s.iter();
-            while let Some((t, v)) = it
-                .next_batch()
-                .map_err(|e| QueryError::Internal(e.to_string()))?
-            {
-                ts.extend_from_slice(t);
-                vals.extend_from_slice(v);
-            }
+        // Each thread decodes into its own vectors, reused from series to series.
+        type Bufs = (Vec<i64>, Vec<f64>);
+        let run = |s: &sonde_engine::query::Series, b: &mut Bufs| -> Result<(usize, Option<T>)> {
+            let (ts, vals) = b;
+            ts.clear();
+            vals.clear();
+            s.read_into(ts, vals)
+                .map_err(|e| QueryError::Internal(e.to_string()))?;
             if drop_stale && vals.iter().any(|v| is_stale(*v)) {
-                let keep: Vec<bool> = vals.iter().map(|v| !is_stale(*v)).collect();
-                let mut k = keep.iter();
-                ts.retain(|_| *k.next().unwrap_or(&false));
-                vals.retain(|v| !is_stale(*v));
+                remove_stale(ts, vals);
             }
             let n = ts.len();
-            Ok((n, map(s.labels.clone(), &ts, &vals)?))
+            Ok((n, map(s.labels.clone(), ts, vals)?))
         };
         // Results go to `each` in series order (sums must not depend on timing).
         let mut deliver = |r: Result<(usize, Option<T>)>| -> Result<()> {
@@ -541,11 +535,12 @@ impl<'a> Ev<'a> {
         };
         const CHUNK: usize = 64;
         if workers <= 1 || series.len() < 2 * CHUNK {
+            let mut bufs = Bufs::default();
             for (i, s) in series.iter().enumerate() {
                 if i % CHUNK == 0 {
                     self.check_deadline()?;
                 }
-                deliver(run(s))?;
+                deliver(run(s, &mut bufs))?;
             }
             return Ok(());
         }
@@ -562,12 +557,14 @@ impl<'a> Ev<'a> {
                 let (tx, run, next, stop) = (tx.clone(), &run, &next, &stop);
                 sc.spawn(move || {
                     use std::sync::atomic::Ordering::Relaxed;
+                    let mut bufs = Bufs::default();
                     while !stop.load(Relaxed) {
                         let i = next.fetch_add(1, Relaxed);
                         let Some(part) = series.chunks(CHUNK).nth(i) else {
                             break;
                         };
-                        if tx.send((i, part.iter().map(run).collect())).is_err() {
+                        let done = part.iter().map(|s| run(s, &mut bufs)).collect();
+                        if tx.send((i, done)).is_err() {
                             break;
                         }
                     }
@@ -618,16 +615,9 @@ impl<'a> Ev<'a> {
             .map_err(|e| QueryError::Internal(e.to_string()))?;
         for s in series {
             self.check_deadline()?;
-            let mut ts = Vec::new();
-            let mut vals = Vec::new();
-            let mut it = s.iter();
-            while let Some((t, v)) = it
-                .next_batch()
-                .map_err(|e| QueryError::Internal(e.to_string()))?
-            {
-                ts.extend_from_slice(t);
-                vals.extend_from_slice(v);
-            }
+            let (mut ts, mut vals) = (Vec::new(), Vec::new());
+            s.read_into(&mut ts, &mut vals)
+                .map_err(|e| QueryError::Internal(e.to_string()))?;
             let n = ts.len();
             self.hold(n)?;
             let r = each(s.labels, ts, vals);
@@ -734,16 +724,7 @@ impl<'a> Ev<'a> {
                 let (mint, maxt) = w.span(g);
                 self.load(&ms.vs, mint, maxt, &mut |labels, mut ts, mut vals| {
                     if vals.iter().any(|v| is_stale(*v)) {
-                        let mut k = 0;
-                        for i in 0..ts.len() {
-                            if !is_stale(vals[i]) {
-                                ts[k] = ts[i];
-                                vals[k] = vals[i];
-                                k += 1;
-                            }
-                        }
-                        ts.truncate(k);
-                        vals.truncate(k);
+                        remove_stale(&mut ts, &mut vals);
                     }
                     each(labels, &ts, &vals)
                 })?;
@@ -820,6 +801,20 @@ impl<'a> Ev<'a> {
         }
         Ok(w)
     }
+}
+
+/// Removes the staleness markers (and their timestamps) in place.
+fn remove_stale(ts: &mut Vec<i64>, vals: &mut Vec<f64>) {
+    let mut k = 0;
+    for i in 0..ts.len() {
+        if !is_stale(vals[i]) {
+            ts[k] = ts[i];
+            vals[k] = vals[i];
+            k += 1;
+        }
+    }
+    ts.truncate(k);
+    vals.truncate(k);
 }
 
 pub(crate) fn val_name(v: &Val) -> &'static str {

@@ -594,7 +594,12 @@ impl Prefix {
         };
         match f {
             RangeFn::Rate | RangeFn::Increase => {
-                if vs.windows(2).any(|w| w[1] < w[0]) {
+                // Branch-free, so it vectorizes: any drop at all?
+                let drops = vs
+                    .iter()
+                    .zip(vs.iter().skip(1))
+                    .fold(false, |acc, (a, b)| acc | (b < a));
+                if drops {
                     p.reset.reserve(n);
                     let mut acc = 0.0;
                     p.reset.push(0.0);
@@ -674,6 +679,8 @@ fn range_series(
     } else {
         None
     };
+    let mut memo = ExtrapolationMemo::new(w.range, f == RangeFn::Rate);
+    let (mut hi_step, mut lo_step) = (0usize, 0usize);
     for i in 0..g.n {
         if i & 4095 == 4095 && std::time::Instant::now() > deadline {
             return Err(QueryError::Timeout("query execution".into()));
@@ -686,12 +693,11 @@ fn range_series(
             out[i] = out[0];
             continue;
         }
-        while hi < ts.len() && ts[hi] <= end {
-            hi += 1;
-        }
-        while lo < hi && ts[lo] < start {
-            lo += 1;
-        }
+        // Windows usually move by the same number of samples each step.
+        let (hi0, lo0) = (hi, lo);
+        hi = first_after(ts, hi, hi_step, end);
+        lo = first_after(&ts[..hi], lo, lo_step, start - 1);
+        (hi_step, lo_step) = (hi - hi0, lo - lo0);
         if lo >= hi {
             continue;
         }
@@ -708,7 +714,7 @@ fn range_series(
                         if !p.reset.is_empty() {
                             result += p.reset[hi - 1] - p.reset[lo];
                         }
-                        extrapolate(
+                        Some(memo.extrapolate(
                             result,
                             ts[lo],
                             ts[hi - 1],
@@ -716,10 +722,8 @@ fn range_series(
                             n,
                             start,
                             end,
-                            w.range,
                             true,
-                            f == RangeFn::Rate,
-                        )
+                        ))
                     }
                 }
                 RangeFn::Changes => Some((p.changes[hi - 1] - p.changes[lo]) as f64),
@@ -746,6 +750,21 @@ fn range_series(
         any |= r.is_some();
     }
     Ok(if any { Some(out) } else { None })
+}
+
+/// The first index at or after `from` whose time is after `bound` (`ts` is
+/// sorted); tries `from + guess` first.
+#[inline]
+fn first_after(ts: &[i64], from: usize, guess: usize, bound: i64) -> usize {
+    let g = from + guess;
+    if guess > 0 && g <= ts.len() && ts[g - 1] <= bound && ts.get(g).is_none_or(|&t| t > bound) {
+        return g;
+    }
+    let mut i = from;
+    while i < ts.len() && ts[i] <= bound {
+        i += 1;
+    }
+    i
 }
 
 /// The mean with a compensated sum, switching to an incremental mean only
@@ -1003,7 +1022,7 @@ fn extrapolated_rate(
 /// threshold first, then the counter's zero point limits the start).
 #[allow(clippy::too_many_arguments)]
 fn extrapolate(
-    mut result: f64,
+    result: f64,
     first_t: i64,
     last_t: i64,
     first_v: f64,
@@ -1014,32 +1033,140 @@ fn extrapolate(
     is_counter: bool,
     is_rate: bool,
 ) -> Option<f64> {
-    let mut duration_to_start = (first_t - range_start) as f64 / 1000.0;
-    let mut duration_to_end = (range_end - last_t) as f64 / 1000.0;
-    let sampled = (last_t - first_t) as f64 / 1000.0;
-    let avg = sampled / (n - 1) as f64;
-    let threshold = avg * 1.1;
-    let mut extrapolate_to = sampled;
-    if duration_to_start >= threshold {
-        duration_to_start = avg / 2.0;
+    let rate_s = is_rate.then(|| range_ms as f64 / 1000.0);
+    let geo = Extrapolation::new(first_t, last_t, n, range_start, range_end, rate_s);
+    Some(geo.apply(result, first_v, is_counter, rate_s))
+}
+
+/// The part of the extrapolation that depends only on a window's sample
+/// times (most of its divisions): windows of regularly spaced samples share
+/// it, so [`ExtrapolationMemo`] computes it once for all of them.
+#[derive(Clone, Copy)]
+struct Extrapolation {
+    sampled: f64,
+    /// Seconds from the window start to the first sample, after the threshold.
+    to_start: f64,
+    /// Seconds from the last sample to the window end, after the threshold.
+    to_end: f64,
+    /// The factor when the counter's zero point does not limit the start.
+    factor: f64,
+}
+
+impl Extrapolation {
+    fn new(
+        first_t: i64,
+        last_t: i64,
+        n: usize,
+        range_start: i64,
+        range_end: i64,
+        rate_s: Option<f64>,
+    ) -> Extrapolation {
+        let mut to_start = (first_t - range_start) as f64 / 1000.0;
+        let mut to_end = (range_end - last_t) as f64 / 1000.0;
+        let sampled = (last_t - first_t) as f64 / 1000.0;
+        let avg = sampled / (n - 1) as f64;
+        let threshold = avg * 1.1;
+        if to_start >= threshold {
+            to_start = avg / 2.0;
+        }
+        if to_end >= threshold {
+            to_end = avg / 2.0;
+        }
+        let mut e = Extrapolation {
+            sampled,
+            to_start,
+            to_end,
+            factor: 0.0,
+        };
+        e.factor = e.factor_with(to_start, rate_s);
+        e
     }
-    if is_counter && result > 0.0 && first_v >= 0.0 {
-        let duration_to_zero = sampled * (first_v / result);
-        if duration_to_zero < duration_to_start {
-            duration_to_start = duration_to_zero;
+
+    fn factor_with(&self, to_start: f64, rate_s: Option<f64>) -> f64 {
+        let mut extrapolate_to = self.sampled;
+        extrapolate_to += to_start;
+        extrapolate_to += self.to_end;
+        let mut factor = extrapolate_to / self.sampled;
+        if let Some(r) = rate_s {
+            factor /= r;
+        }
+        factor
+    }
+
+    /// The extrapolated increase (per second of the range with `rate_s`).
+    #[inline]
+    fn apply(&self, result: f64, first_v: f64, is_counter: bool, rate_s: Option<f64>) -> f64 {
+        if is_counter && result > 0.0 && first_v >= 0.0 {
+            // Clearly not limited (the margin dwarfs the products' rounding;
+            // the normal-range check keeps it so): skip the division.
+            // A window that starts on a sample (to_start 0) is never limited
+            // either: to_zero >= 0.
+            let lhs = first_v * self.sampled;
+            let rhs = self.to_start * result * (1.0 + 1e-9);
+            if self.to_start.is_nan()
+                || self.to_start <= 0.0
+                || (rhs >= f64::MIN_POSITIVE && lhs.is_finite() && lhs >= rhs)
+            {
+                return result * self.factor;
+            }
+            let to_zero = self.sampled * (first_v / result);
+            if to_zero < self.to_start {
+                return result * self.factor_with(to_zero, rate_s);
+            }
+        }
+        result * self.factor
+    }
+}
+
+/// Remembers the last window geometry: with samples at a steady interval and
+/// a step that is a multiple of it, every window of a series has the same
+/// offsets, so the divisions are done once per series instead of per step.
+/// The answers are bit for bit those of [`extrapolate`].
+struct ExtrapolationMemo {
+    key: (i64, i64, i64, usize),
+    geo: Option<Extrapolation>,
+    rate_s: Option<f64>,
+}
+
+impl ExtrapolationMemo {
+    fn new(range_ms: i64, is_rate: bool) -> ExtrapolationMemo {
+        ExtrapolationMemo {
+            key: (0, 0, 0, 0),
+            geo: None,
+            rate_s: is_rate.then(|| range_ms as f64 / 1000.0),
         }
     }
-    extrapolate_to += duration_to_start;
-    if duration_to_end >= threshold {
-        duration_to_end = avg / 2.0;
+
+    #[inline]
+    #[allow(clippy::too_many_arguments)]
+    fn extrapolate(
+        &mut self,
+        result: f64,
+        first_t: i64,
+        last_t: i64,
+        first_v: f64,
+        n: usize,
+        range_start: i64,
+        range_end: i64,
+        is_counter: bool,
+    ) -> f64 {
+        let key = (
+            first_t - range_start,
+            range_end - last_t,
+            last_t - first_t,
+            n,
+        );
+        let geo = match self.geo {
+            Some(g) if self.key == key => g,
+            _ => {
+                let g = Extrapolation::new(first_t, last_t, n, range_start, range_end, self.rate_s);
+                self.key = key;
+                self.geo = Some(g);
+                g
+            }
+        };
+        geo.apply(result, first_v, is_counter, self.rate_s)
     }
-    extrapolate_to += duration_to_end;
-    let mut factor = extrapolate_to / sampled;
-    if is_rate {
-        factor /= range_ms as f64 / 1000.0;
-    }
-    result *= factor;
-    Some(result)
 }
 
 /// Least squares with Kahan sums; x in seconds relative to `intercept_t`.

@@ -855,6 +855,26 @@ impl Window {
     }
 
     #[inline(always)]
+    fn is_full(&self) -> bool {
+        self.len == 1usize << self.log_k
+    }
+
+    /// [`Window::mean`] of a full window.
+    #[inline(always)]
+    fn mean_full(&self) -> i64 {
+        (self.sum >> self.log_k) as i64
+    }
+
+    /// [`Window::push`] into a full window.
+    #[inline(always)]
+    fn push_full(&mut self, x: i64) {
+        let slot = self.head & ((1usize << self.log_k) - 1) & ((1 << MAX_LOG_WINDOW) - 1);
+        self.sum += i128::from(x) - i128::from(self.buf[slot]);
+        self.buf[slot] = x;
+        self.head = self.head.wrapping_add(1);
+    }
+
+    #[inline(always)]
     fn push(&mut self, x: i64) {
         let mask = (1usize << self.log_k) - 1;
         let k = mask + 1;
@@ -929,11 +949,20 @@ fn integrate(m0: i64, m1: i64, pred: u8, xs: &[i64], mut emit: impl FnMut(i64)) 
             m = m.wrapping_add(d);
             emit(m);
         }),
+        // Once the window is full, the steady loop needs no length checks.
         PRED_DMEAN => {
             w.push(d);
-            xs.iter().for_each(|&x| {
-                let d = x.wrapping_add(w.mean());
+            let mut i = 0;
+            while i < xs.len() && !w.is_full() {
+                let d = xs[i].wrapping_add(w.mean());
                 w.push(d);
+                m = m.wrapping_add(d);
+                emit(m);
+                i += 1;
+            }
+            xs[i..].iter().for_each(|&x| {
+                let d = x.wrapping_add(w.mean_full());
+                w.push_full(d);
                 m = m.wrapping_add(d);
                 emit(m);
             })
@@ -941,9 +970,16 @@ fn integrate(m0: i64, m1: i64, pred: u8, xs: &[i64], mut emit: impl FnMut(i64)) 
         PRED_MEAN => {
             w.push(m0);
             w.push(m1);
-            xs.iter().for_each(|&x| {
-                let m = x.wrapping_add(w.mean());
+            let mut i = 0;
+            while i < xs.len() && !w.is_full() {
+                let m = xs[i].wrapping_add(w.mean());
                 w.push(m);
+                emit(m);
+                i += 1;
+            }
+            xs[i..].iter().for_each(|&x| {
+                let m = x.wrapping_add(w.mean_full());
+                w.push_full(m);
                 emit(m);
             })
         }
@@ -1263,7 +1299,26 @@ fn get_elems(
                     *u |= u64::from(b) << shift;
                 }
             }
-            if k > 0 {
+            if (1..=56).contains(&k) {
+                // Element i's low bits are bits [i*k, i*k+k) of the
+                // little-endian stream `lo`: one 8-byte load covers them.
+                let mask = u64::MAX >> (64 - k);
+                let k = k as usize;
+                for (i, u) in us.iter_mut().enumerate() {
+                    let bit = i * k;
+                    let byte = bit >> 3;
+                    let word = match lo.get(byte..byte + 8) {
+                        Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])),
+                        None => {
+                            let mut w = [0u8; 8];
+                            let tail = lo.get(byte..).unwrap_or(&[]);
+                            w[..tail.len().min(8)].copy_from_slice(&tail[..tail.len().min(8)]);
+                            u64::from_le_bytes(w)
+                        }
+                    };
+                    *u = (*u << k) | ((word >> (bit & 7)) & mask);
+                }
+            } else if k > 0 {
                 let mask = u64::MAX >> (64 - k);
                 let mut acc = 0u128;
                 let mut nb = 0u32;
