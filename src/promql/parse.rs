@@ -87,6 +87,12 @@ fn position_error(query: &str, msg: &str) -> String {
         .replace("got vector", "got instant vector")
         .replace("got matrix", "got range vector")
         .replace("type vector", "type instant vector");
+    // A 2.x user wrote `holt_winters`: name it as they did.
+    let reworded = if query.contains("holt_winters") {
+        reworded.replace("\"double_exponential_smoothing\"", "\"holt_winters\"")
+    } else {
+        reworded
+    };
     let msg = reworded.as_str();
     let msg = if msg == "invalid promql query" && query.trim().is_empty() {
         "no expression found in input".to_string()
@@ -128,5 +134,35 @@ mod tests {
             "1:15: parse error: unexpected right parenthesis ')'"
         );
         assert_eq!(e("x +\n  * 2"), "2:3: parse error: unexpected \"*\"");
+    }
+
+    /// Semantic errors in Prometheus 2.42's words (compared by hand against
+    /// its /api/v1/query); their positions are still 1:1 where Prometheus
+    /// points at the offending argument.
+    #[test]
+    fn semantic_errors_read_as_in_prometheus() {
+        let e = |q: &str| parse(q).unwrap_err().to_string();
+        assert_eq!(
+            e("abs(x, y)"),
+            "1:1: parse error: expected 1 argument(s) in call to \"abs\", got 2"
+        );
+        assert_eq!(
+            e("x and 1"),
+            "1:1: parse error: set operator \"and\" not allowed in binary scalar expression"
+        );
+        assert_eq!(
+            e("unknown_fn(x)"),
+            "1:1: parse error: unknown function with name \"unknown_fn\""
+        );
+        assert!(e("rate(x)").ends_with(
+            "parse error: expected type range vector in call to function \"rate\", got instant vector"
+        ));
+        assert!(e("topk(x, y)").ends_with(
+            "parse error: expected type scalar in aggregation parameter, got instant vector"
+        ));
+        assert!(e("count_values(1, x)")
+            .ends_with("parse error: expected type string in aggregation parameter, got scalar"));
+        assert!(e("holt_winters(x[5m], 0.5)")
+            .ends_with("parse error: expected 3 argument(s) in call to \"holt_winters\", got 2"));
     }
 }

@@ -54,6 +54,8 @@ pub struct DiscoveryStats {
 pub struct ScrapeManager {
     storage: Arc<Storage>,
     pools: Mutex<HashMap<String, Pool>>,
+    /// Pools of jobs a reload changed, while their loops drain.
+    retired: Mutex<Vec<Pool>>,
     /// Scrape counters for `/metrics`.
     pub counters: Arc<ScrapeCounters>,
     /// Discovery counters for `/metrics`.
@@ -77,6 +79,7 @@ impl ScrapeManager {
         ScrapeManager {
             storage,
             pools: Mutex::new(HashMap::new()),
+            retired: Mutex::new(Vec::new()),
             counters: Arc::new(ScrapeCounters::default()),
             discovery: Arc::new(DiscoveryStats::default()),
             jitter_seed: seed,
@@ -106,6 +109,11 @@ impl ScrapeManager {
                         StopMode::Stale
                     };
                     let _ = p.stop.send(Some(mode));
+                    // Kept (with its stop sender) until it has drained, so
+                    // that shutdown can end it.
+                    let mut retired = self.retired.lock();
+                    retired.retain(|r| !r.task.is_finished());
+                    retired.push(p);
                 }
             }
         }
@@ -206,7 +214,8 @@ impl ScrapeManager {
 
     /// Stops every pool, writing staleness markers, and waits for the loops.
     pub async fn shutdown(&self) {
-        let pools: Vec<Pool> = self.pools.lock().drain().map(|(_, p)| p).collect();
+        let mut pools: Vec<Pool> = self.pools.lock().drain().map(|(_, p)| p).collect();
+        pools.append(&mut self.retired.lock());
         for p in &pools {
             let _ = p.stop.send(Some(StopMode::Stale));
         }
@@ -317,6 +326,22 @@ async fn pool_task(
     let loops: Vec<Running> = running.drain().map(|(_, r)| r).collect();
     for r in &loops {
         let _ = r.stop.send(Some(mode));
+    }
+    if mode == StopMode::Handover {
+        // The loops drain for up to ~2 intervals (end-of-run staleness); a
+        // later stop (server shutdown) abandons them without markers.
+        let aborts: Vec<tokio::task::AbortHandle> =
+            loops.iter().map(|r| r.handle.abort_handle()).collect();
+        let drained = async {
+            for r in loops {
+                let _ = r.handle.await;
+            }
+        };
+        tokio::select! {
+            _ = drained => {}
+            _ = stop.changed() => aborts.iter().for_each(|a| a.abort()),
+        }
+        return;
     }
     for r in loops {
         let _ = tokio::time::timeout(Duration::from_secs(5), r.handle).await;

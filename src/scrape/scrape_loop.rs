@@ -69,7 +69,8 @@ pub struct ScrapeCounters {
 pub enum StopMode {
     /// The target is gone or the server stops: mark its series stale.
     Stale,
-    /// A new loop takes over the same target (reload): no markers.
+    /// A new loop takes over the same target (reload): markers only for
+    /// what the new loop does not scrape again (see [`ScrapeLoop::run`]).
     Handover,
 }
 
@@ -221,8 +222,24 @@ impl ScrapeLoop {
                 }
             }
         };
-        if mode == StopMode::Stale {
-            self.end_staleness();
+        match mode {
+            StopMode::Stale => self.end_staleness(now_ms()),
+            StopMode::Handover => {
+                // A reload restarted the job: a new loop scrapes the same
+                // target with an empty cache. As Prometheus' end-of-run
+                // staleness: the markers get the time the next scrape would
+                // have had, and are written one more interval (and a tenth)
+                // later, by when the new loop has stored newer samples of
+                // every series it still sees (those markers are out of order
+                // and dropped); the series that vanished go stale. A server
+                // shutdown meanwhile abandons the wait (the pool aborts the
+                // task), as Prometheus does.
+                ticker.tick().await;
+                let t = now_ms();
+                ticker.tick().await;
+                tokio::time::sleep(self.target.interval / 10).await;
+                self.end_staleness(t);
+            }
         }
     }
 
@@ -655,9 +672,9 @@ impl ScrapeLoop {
         }
     }
 
-    /// The loop ends for good: every series of the last scrape and the report series go stale.
-    fn end_staleness(&mut self) {
-        let t = now_ms();
+    /// The loop ends for good: every series of the last scrape and the
+    /// report series go stale at `t`.
+    fn end_staleness(&mut self, t: i64) {
         let mut app = self.storage.db.appender();
         if self.last_ok {
             self.mark_stale(&mut app, t, self.ok_iter);

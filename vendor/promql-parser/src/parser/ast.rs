@@ -1540,7 +1540,7 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
     if ex.op.is_set_operator() {
         if ex.lhs.value_type() == ValueType::Scalar || ex.rhs.value_type() == ValueType::Scalar {
             return Err(format!(
-                "set operator '{}' not allowed in binary scalar expression",
+                "set operator \"{}\" not allowed in binary scalar expression",
                 ex.op
             ));
         }
@@ -1550,7 +1550,7 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
                 if matches!(modifier.card, VectorMatchCardinality::OneToMany(_))
                     || matches!(modifier.card, VectorMatchCardinality::ManyToOne(_))
                 {
-                    return Err(format!("no grouping allowed for '{}' operation", ex.op));
+                    return Err(format!("no grouping allowed for \"{}\" operation", ex.op));
                 }
             };
         }
@@ -1587,7 +1587,7 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
 fn check_ast_for_aggregate_expr(ex: AggregateExpr) -> Result<Expr, String> {
     if !ex.op.is_aggregator() {
         return Err(format!(
-            "aggregation operator expected in aggregation expression but got '{}'",
+            "aggregation operator expected in aggregation expression but got \"{}\"",
             ex.op
         ));
     }
@@ -1602,7 +1602,7 @@ fn check_ast_for_aggregate_expr(ex: AggregateExpr) -> Result<Expr, String> {
         expect_type(
             ValueType::Scalar,
             ex.param.as_ref().map(|ex| ex.value_type()),
-            "aggregation expression",
+            "aggregation parameter",
         )?;
     }
 
@@ -1610,7 +1610,7 @@ fn check_ast_for_aggregate_expr(ex: AggregateExpr) -> Result<Expr, String> {
         expect_type(
             ValueType::String,
             ex.param.as_ref().map(|ex| ex.value_type()),
-            "aggregation expression",
+            "aggregation parameter",
         )?;
     }
 
@@ -1650,20 +1650,20 @@ fn check_call_arity(nargs: usize, variadic: i32, actual: usize, name: &str) -> R
     if variadic == 0 {
         if nargs != actual {
             return Err(format!(
-                "expected {nargs} argument(s) in call to '{name}', got {actual}"
+                "expected {nargs} argument(s) in call to \"{name}\", got {actual}"
             ));
         }
     } else {
         let na = nargs.saturating_sub(1);
         if na > actual {
             return Err(format!(
-                "expected at least {na} argument(s) in call to '{name}', got {actual}"
+                "expected at least {na} argument(s) in call to \"{name}\", got {actual}"
             ));
         } else if variadic > 0 {
             let nargsmax = na + variadic as usize;
             if nargsmax < actual {
                 return Err(format!(
-                    "expected at most {nargsmax} argument(s) in call to '{name}', got {actual}"
+                    "expected at most {nargsmax} argument(s) in call to \"{name}\", got {actual}"
                 ));
             }
         }
@@ -1685,7 +1685,7 @@ fn check_args_match_types(
         expect_type(
             arg_types[expected_idx],
             Some(actual_arg.value_type()),
-            &format!("call to function '{name}'"),
+            &format!("call to function \"{name}\""),
         )?;
     }
     Ok(())
