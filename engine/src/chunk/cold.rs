@@ -1268,10 +1268,16 @@ fn get_elems(
             1
         };
         let base = get_varint(body, &mut pos).ok_or((pos, "cold element base truncated"))?;
-        let mut us: Vec<u64> = Vec::with_capacity(c);
+        // The raw elements go straight into `xs` (into a side vector only
+        // when sparse), viewed as u64, and are turned into values in place.
+        let sparse = flags & EL_SPARSE != 0;
+        let mut side: Vec<i64> = Vec::new();
+        let store: &mut Vec<i64> = if sparse { &mut side } else { &mut *xs };
+        store.resize(c, 0);
+        let us: &mut [u64] = bytemuck::cast_slice_mut(store.as_mut_slice());
         if flags & EL_VARINT != 0 {
-            for _ in 0..c {
-                us.push(read_uvarint_fast(body, &mut pos).ok_or((pos, "cold elements truncated"))?);
+            for u in us.iter_mut() {
+                *u = read_uvarint_fast(body, &mut pos).ok_or((pos, "cold elements truncated"))?;
             }
         } else {
             let (k, w) = match body.get(pos..pos + 2) {
@@ -1292,7 +1298,6 @@ fn get_elems(
                 .get(pos..pos + lo_len)
                 .ok_or((pos, "cold element low bits truncated"))?;
             pos += lo_len;
-            us.resize(c, 0);
             for (p, plane) in planes.chunks_exact(c).enumerate() {
                 let shift = 8 * p as u32;
                 for (u, &b) in us.iter_mut().zip(plane) {
@@ -1335,17 +1340,20 @@ fn get_elems(
             }
         }
         let to_y = |u: u64| base.wrapping_add(u.wrapping_mul(g) as i64);
-        if flags & EL_SPARSE != 0 {
-            let mut it = us.iter();
+        if sparse {
+            let mut it = side.iter();
             xs.extend((0..c0).map(|i| {
                 if bitmap.get(i / 8).is_some_and(|b| b >> (i % 8) & 1 != 0) {
-                    it.next().map_or(0, |&u| to_y(u))
+                    it.next().map_or(0, |&u| to_y(u as u64))
                 } else {
                     0
                 }
             }));
+        } else if g == 1 {
+            // (The common case, in a loop that vectorizes.)
+            xs.iter_mut().for_each(|x| *x = base.wrapping_add(*x));
         } else {
-            xs.extend(us.iter().map(|&u| to_y(u)));
+            xs.iter_mut().for_each(|x| *x = to_y(*x as u64));
         }
     } else {
         xs.resize(c0, 0);
