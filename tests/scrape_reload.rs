@@ -1,7 +1,7 @@
-//! A reload that changes a job restarts its scrape loops. As in Prometheus,
-//! the old loops end with delayed end-of-run staleness: a series that
-//! vanished right at the reload goes stale, the ones the new loop still
-//! scrapes keep answering.
+//! End-of-run staleness as Prometheus does it: a loop that stops because its
+//! target left discovery or a reload changed its job marks its series stale
+//! about two intervals later, so a series that vanished goes stale while one
+//! that a new loop scrapes again meanwhile has no gap.
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 mod common;
@@ -93,4 +93,71 @@ fn reload_of_a_changed_job_marks_vanished_series_stale() {
         targets["data"]["activeTargets"].as_array().map(|a| a.len()),
         Some(1)
     );
+}
+
+fn value_at(s: &Server, q: &str, t: f64) -> Option<String> {
+    let p = format!(
+        "/api/v1/query?query={}&time={t:.3}",
+        form_urlencoded::byte_serialize(q.as_bytes()).collect::<String>()
+    );
+    let (c, v) = get_json(s, &p);
+    assert_eq!(c, 200, "{q}: {v}");
+    v["data"]["result"][0]["value"][1]
+        .as_str()
+        .map(str::to_string)
+}
+
+fn now_s() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
+}
+
+#[test]
+fn a_target_that_flaps_in_discovery_keeps_its_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let body = Arc::new(Mutex::new("a 1\n".to_string()));
+    let port = fake_exporter(body);
+    let sd = dir.path().join("targets.json");
+    let listed = format!(r#"[{{"targets": ["127.0.0.1:{port}"]}}]"#);
+    std::fs::write(&sd, &listed).unwrap();
+    let path = dir.path().join("sonde.yml");
+    // 5 s: the pool applies discovery changes at most every 5 s, so the
+    // target is back within the two intervals the old loop waits.
+    std::fs::write(
+        &path,
+        format!(
+            "global:\n  scrape_interval: 5s\nscrape_configs:\n  - job_name: flap\n    \
+             file_sd_configs:\n      - files: ['{}']\n",
+            sd.display()
+        ),
+    )
+    .unwrap();
+    let s = start_sonde(dir.path(), &[&format!("--config.file={}", path.display())]);
+    let active = |s: &Server| {
+        get_json(s, "/api/v1/targets").1["data"]["activeTargets"]
+            .as_array()
+            .map_or(0, |a| a.len())
+    };
+    assert!(eventually(Duration::from_secs(30), || value(&s, "a").is_some()));
+
+    // The target leaves discovery and comes back one poll later.
+    let left = now_s();
+    std::fs::write(&sd, "[]").unwrap();
+    assert!(eventually(Duration::from_secs(20), || active(&s) == 0));
+    std::fs::write(&sd, &listed).unwrap();
+    assert!(eventually(Duration::from_secs(20), || active(&s) == 1));
+    // Past the old loop's end-of-run staleness, and a scrape of the new one.
+    std::thread::sleep(Duration::from_secs(12));
+    let mut t = left;
+    while t < now_s() - 1.0 {
+        assert_eq!(
+            value_at(&s, "a", t).as_deref(),
+            Some("1"),
+            "a went stale at {t} (target left at {left}); log:\n{}",
+            s.log_text()
+        );
+        t += 0.5;
+    }
 }

@@ -2,7 +2,9 @@
 //! service discoveries, turns their target groups into targets with
 //! `relabel_configs` (at most every 5 s, as Prometheus' discovery manager
 //! sends updates), and keeps one scrape loop per target: new targets start
-//! a loop, vanished ones stop theirs with staleness markers.
+//! a loop, vanished ones stop theirs with Prometheus' end-of-run staleness
+//! (delayed about two intervals, so a target that comes back keeps its
+//! series; at server shutdown, at once).
 
 use super::scrape_loop::{LoopConfig, ScrapeCounters, ScrapeLoop, StopMode};
 use super::target::Target;
@@ -87,7 +89,8 @@ impl ScrapeManager {
     }
 
     /// Applies a (re)loaded configuration: unchanged jobs keep running,
-    /// changed ones restart, removed ones stop with staleness markers.
+    /// changed ones restart, removed ones stop; the old loops end with
+    /// delayed end-of-run staleness.
     pub fn apply(&self, cfg: &Config) {
         let mut pools = self.pools.lock();
         let mut wanted: HashMap<String, Arc<ScrapeConfig>> = HashMap::new();
@@ -103,12 +106,7 @@ impl ScrapeManager {
             });
             if !keep {
                 if let Some(p) = pools.remove(&name) {
-                    let mode = if wanted.contains_key(&name) {
-                        StopMode::Handover
-                    } else {
-                        StopMode::Stale
-                    };
-                    let _ = p.stop.send(Some(mode));
+                    let _ = p.stop.send(Some(StopMode::Retire));
                     // Kept (with its stop sender) until it has drained, so
                     // that shutdown can end it.
                     let mut retired = self.retired.lock();
@@ -288,6 +286,8 @@ async fn pool_task(
 ) {
     let mut state: Vec<Vec<TargetGroup>> = vec![Vec::new(); providers];
     let mut running: HashMap<u64, Running> = HashMap::new();
+    // Loops of targets that left, until their end-of-run staleness is done.
+    let mut draining: Vec<Running> = Vec::new();
     // With no providers there is nothing to wait for: one (empty) sync.
     let mut dirty = providers == 0;
     let mut last_sync: Option<tokio::time::Instant> = None;
@@ -308,7 +308,7 @@ async fn pool_task(
                 None => rx_open = false,
             },
             _ = tokio::time::sleep(wait), if dirty => {
-                sync(&ctx, &state, &mut running);
+                sync(&ctx, &state, &mut running, &mut draining);
                 dirty = false;
                 last_sync = Some(tokio::time::Instant::now());
             }
@@ -327,29 +327,44 @@ async fn pool_task(
     for r in &loops {
         let _ = r.stop.send(Some(mode));
     }
-    if mode == StopMode::Handover {
-        // The loops drain for up to ~2 intervals (end-of-run staleness); a
-        // later stop (server shutdown) abandons them without markers.
-        let aborts: Vec<tokio::task::AbortHandle> =
-            loops.iter().map(|r| r.handle.abort_handle()).collect();
-        let drained = async {
-            for r in loops {
-                let _ = r.handle.await;
-            }
-        };
-        tokio::select! {
-            _ = drained => {}
-            _ = stop.changed() => aborts.iter().for_each(|a| a.abort()),
+    if mode == StopMode::Stale {
+        for r in &draining {
+            let _ = r.stop.send(Some(StopMode::Stale));
         }
-        return;
     }
-    for r in loops {
-        let _ = tokio::time::timeout(Duration::from_secs(5), r.handle).await;
+    let (stops, handles): (Vec<_>, Vec<_>) = loops
+        .into_iter()
+        .chain(draining)
+        .map(|r| (r.stop, r.handle))
+        .unzip();
+    let drained = async move {
+        for h in handles {
+            let _ = h.await;
+        }
+    };
+    tokio::pin!(drained);
+    if mode == StopMode::Retire {
+        // The loops drain for up to ~2 intervals; a later stop (server
+        // shutdown) makes them mark their series stale at once.
+        tokio::select! {
+            _ = &mut drained => return,
+            _ = stop.changed() => {
+                for s in &stops {
+                    let _ = s.send(Some(StopMode::Stale));
+                }
+            }
+        }
     }
+    let _ = tokio::time::timeout(Duration::from_secs(10), &mut drained).await;
 }
 
 /// Recomputes the targets and starts/stops loops to match.
-fn sync(ctx: &PoolCtx, state: &[Vec<TargetGroup>], running: &mut HashMap<u64, Running>) {
+fn sync(
+    ctx: &PoolCtx,
+    state: &[Vec<TargetGroup>],
+    running: &mut HashMap<u64, Running>,
+    draining: &mut Vec<Running>,
+) {
     let sc = &ctx.sc;
     let mut wanted: HashMap<u64, Arc<Target>> = HashMap::new();
     let mut order: Vec<u64> = Vec::new();
@@ -386,16 +401,17 @@ fn sync(ctx: &PoolCtx, state: &[Vec<TargetGroup>], running: &mut HashMap<u64, Ru
             }
         }
     }
-    // Gone: stop with staleness markers.
+    // Gone: the loops end with (delayed) end-of-run staleness.
     let gone: Vec<u64> = running
         .keys()
         .filter(|k| !wanted.contains_key(k))
         .copied()
         .collect();
+    draining.retain(|r| !r.handle.is_finished());
     for k in gone {
         if let Some(r) = running.remove(&k) {
-            let _ = r.stop.send(Some(StopMode::Stale));
-            drop(r.handle);
+            let _ = r.stop.send(Some(StopMode::Retire));
+            draining.push(r);
         }
     }
     let over_limit = sc.target_limit > 0 && wanted.len() as u64 > sc.target_limit;

@@ -67,11 +67,12 @@ pub struct ScrapeCounters {
 /// How a loop ends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StopMode {
-    /// The target is gone or the server stops: mark its series stale.
+    /// The server stops: every series of the target goes stale now.
     Stale,
-    /// A new loop takes over the same target (reload): markers only for
-    /// what the new loop does not scrape again (see [`ScrapeLoop::run`]).
-    Handover,
+    /// The target left discovery, or a reload removed or changed its job:
+    /// Prometheus' end-of-run staleness, delayed so that a loop that scrapes
+    /// the target again meanwhile keeps its series (see [`ScrapeLoop::run`]).
+    Retire,
 }
 
 struct CacheEntry {
@@ -224,20 +225,26 @@ impl ScrapeLoop {
         };
         match mode {
             StopMode::Stale => self.end_staleness(now_ms()),
-            StopMode::Handover => {
-                // A reload restarted the job: a new loop scrapes the same
-                // target with an empty cache. As Prometheus' end-of-run
-                // staleness: the markers get the time the next scrape would
-                // have had, and are written one more interval (and a tenth)
-                // later, by when the new loop has stored newer samples of
-                // every series it still sees (those markers are out of order
-                // and dropped); the series that vanished go stale. A server
-                // shutdown meanwhile abandons the wait (the pool aborts the
-                // task), as Prometheus does.
-                ticker.tick().await;
-                let t = now_ms();
-                ticker.tick().await;
-                tokio::time::sleep(self.target.interval / 10).await;
+            StopMode::Retire => {
+                // As Prometheus' endOfRunStaleness: the markers get the time
+                // the next scrape would have had, and are written one more
+                // interval (and a tenth) later. A loop that scrapes the same
+                // target again by then (the target came back, or a reload
+                // restarted its job) has stored newer samples of every series
+                // it still sees: those markers are out of order and dropped,
+                // and only the series that vanished go stale.
+                let delayed = async {
+                    ticker.tick().await;
+                    let t = now_ms();
+                    ticker.tick().await;
+                    tokio::time::sleep(self.target.interval / 10).await;
+                    t
+                };
+                let t = tokio::select! {
+                    t = delayed => t,
+                    // The server stops meanwhile: stale now, as on shutdown.
+                    _ = stop.changed() => now_ms(),
+                };
                 self.end_staleness(t);
             }
         }
