@@ -682,7 +682,6 @@ fn range_series(
     if let (Some(p), RangeFn::Rate | RangeFn::Increase) = (&prefix, f) {
         return rate_steps(f == RangeFn::Rate, w, g, &p.reset, ts, vs, out, deadline);
     }
-    let mut memo = ExtrapolationMemo::new(w.range, f == RangeFn::Rate);
     let (mut hi_step, mut lo_step) = (0usize, 0usize);
     for i in 0..g.n {
         if i & 4095 == 4095 && std::time::Instant::now() > deadline {
@@ -708,27 +707,8 @@ fn range_series(
             Some(1.0)
         } else if let Some(p) = &prefix {
             let n = hi - lo;
+            // (rate and increase took `rate_steps` above.)
             match f {
-                RangeFn::Rate | RangeFn::Increase => {
-                    if n < 2 {
-                        None
-                    } else {
-                        let mut result = vs[hi - 1] - vs[lo];
-                        if !p.reset.is_empty() {
-                            result += p.reset[hi - 1] - p.reset[lo];
-                        }
-                        Some(memo.extrapolate(
-                            result,
-                            ts[lo],
-                            ts[hi - 1],
-                            vs[lo],
-                            n,
-                            start,
-                            end,
-                            true,
-                        ))
-                    }
-                }
                 RangeFn::Changes => Some((p.changes[hi - 1] - p.changes[lo]) as f64),
                 RangeFn::Resets => Some((p.drops[hi - 1] - p.drops[lo]) as f64),
                 RangeFn::Sum => Some(p.window_sum(lo, hi)),

@@ -56,7 +56,7 @@ pub struct DiscoveryStats {
 pub struct ScrapeManager {
     storage: Arc<Storage>,
     pools: Mutex<HashMap<String, Pool>>,
-    /// Pools of jobs a reload changed, while their loops drain.
+    /// Pools of jobs a reload removed or changed, while their loops drain.
     retired: Mutex<Vec<Pool>>,
     /// Scrape counters for `/metrics`.
     pub counters: Arc<ScrapeCounters>,

@@ -1315,9 +1315,11 @@ fn get_elems(
                     let word = match lo.get(byte..byte + 8) {
                         Some(w) => u64::from_le_bytes(w.try_into().unwrap_or([0; 8])),
                         None => {
+                            // The last few bytes (fewer than 8).
                             let mut w = [0u8; 8];
-                            let tail = lo.get(byte..).unwrap_or(&[]);
-                            w[..tail.len().min(8)].copy_from_slice(&tail[..tail.len().min(8)]);
+                            for (d, &b) in w.iter_mut().zip(lo.get(byte..).unwrap_or(&[])) {
+                                *d = b;
+                            }
                             u64::from_le_bytes(w)
                         }
                     };
