@@ -248,39 +248,65 @@ where
 /// A range of indices.
 type Span = (usize, usize);
 
-/// Decoded series waiting for the batched cache lookup: per series its key
-/// and its samples' and labels' ranges in the flat buffers.
+/// Where a series' labels are: parsed, or still to be parsed (remote write
+/// 1.0 series whose key is likely cached; see `decode_write_v1_deferred`).
+#[derive(Clone, Copy)]
+enum LabelSrc<'l, 'a> {
+    Ready(&'l [(&'a str, &'a str)]),
+    Deferred(remote::DeferredLabels<'a>),
+}
+
+/// Label-set errors found when deferred labels were parsed: the error and
+/// the series' sample count, for [`remote::WriteStats::reject`].
+type Late = Vec<(RemoteError, usize)>;
+
+/// Decoded series waiting for the batched cache lookup: per series its key,
+/// its samples' and labels' ranges in the flat buffers, and its deferred
+/// labels if they are not parsed.
 #[derive(Default)]
 struct Pending<'a> {
-    series: Vec<(u128, Span, Span)>,
+    series: Vec<(u128, Span, Span, Option<remote::DeferredLabels<'a>>)>,
     samples: Vec<(i64, f64)>,
     labels: Vec<(&'a str, &'a str)>,
+    /// Parsed deferred labels (one series at a time).
+    scratch: Vec<(&'a str, &'a str)>,
+    late: Late,
 }
 
 impl<'a> Pending<'a> {
-    fn push(&mut self, key: u128, samples: &[(i64, f64)], labels: &[(&'a str, &'a str)]) {
+    fn push(&mut self, key: u128, s: &remote::SeriesRef<'a>) {
         let (s0, l0) = (self.samples.len(), self.labels.len());
-        self.samples.extend_from_slice(samples);
-        self.labels.extend_from_slice(labels);
-        self.series
-            .push((key, (s0, self.samples.len()), (l0, self.labels.len())));
+        self.samples.extend_from_slice(s.samples());
+        self.labels.extend_from_slice(s.labels());
+        self.series.push((
+            key,
+            (s0, self.samples.len()),
+            (l0, self.labels.len()),
+            s.deferred_labels(),
+        ));
     }
 
-    /// Appends everything collected, in order, and empties the buffers.
+    /// Appends everything collected, in order, and empties the buffers. An
+    /// error is a malformed label message found late: the request is bad.
     fn flush(
         &mut self,
         app: &mut sonde_engine::Appender,
         st: &AppState,
         storage: &Storage,
         out: &mut Outcome,
-    ) {
+    ) -> Result<(), RemoteError> {
         if self.series.is_empty() {
-            return;
+            return Ok(());
         }
         let keys: Vec<u128> = self.series.iter().map(|d| d.0).collect();
         let handles = storage.series_cache.get_many(&keys);
-        for (&(key, (s0, s1), (l0, l1)), h) in self.series.iter().zip(handles) {
-            append_series(
+        let mut res = Ok(());
+        for (&(key, (s0, s1), (l0, l1), deferred), h) in self.series.iter().zip(handles) {
+            let src = match deferred {
+                Some(d) => LabelSrc::Deferred(d),
+                None => LabelSrc::Ready(&self.labels[l0..l1]),
+            };
+            let r = append_series(
                 app,
                 st,
                 storage,
@@ -288,21 +314,29 @@ impl<'a> Pending<'a> {
                 key,
                 h.as_ref(),
                 &self.samples[s0..s1],
-                &self.labels[l0..l1],
+                src,
+                &mut self.scratch,
+                &mut self.late,
                 false,
             );
+            if let Err(e) = r {
+                res = Err(e);
+                break;
+            }
         }
         self.series.clear();
         self.samples.clear();
         self.labels.clear();
+        res
     }
 }
 
 /// Appends one series' samples: through the cached handle while it lives,
-/// then by labels (the owned label set is built only then, or when
-/// `want_labels`), refreshing the cache. Returns the label set if built.
+/// then by labels (parsed if deferred, and the owned label set built only
+/// then, or when `want_labels`), refreshing the cache. Returns the label set
+/// if built; an error only for a malformed label message.
 #[allow(clippy::too_many_arguments)]
-fn append_series(
+fn append_series<'a>(
     app: &mut sonde_engine::Appender,
     st: &AppState,
     storage: &Storage,
@@ -310,9 +344,11 @@ fn append_series(
     key: u128,
     handle: Option<&sonde_engine::SeriesHandle>,
     samples: &[(i64, f64)],
-    labels: &[(&str, &str)],
+    labels: LabelSrc<'_, 'a>,
+    scratch: &mut Vec<(&'a str, &'a str)>,
+    late: &mut Late,
     want_labels: bool,
-) -> Option<Labels> {
+) -> Result<Option<Labels>, RemoteError> {
     let mut samples = samples;
     if let Some(h) = handle {
         let mut done = samples.len();
@@ -329,14 +365,25 @@ fn append_series(
         }
         samples = &samples[done..];
         if samples.is_empty() && !want_labels {
-            return None;
+            return Ok(None);
         }
     }
-    let labels = match Labels::new(labels.iter().copied()) {
+    let pairs = match labels {
+        LabelSrc::Ready(l) => l,
+        LabelSrc::Deferred(d) => match d.resolve(&remote::Limits::default(), scratch) {
+            Ok(()) => &scratch[..],
+            Err(e @ RemoteError::BadProtobuf { .. }) => return Err(e),
+            Err(e) => {
+                late.push((e, samples.len()));
+                return Ok(None);
+            }
+        },
+    };
+    let labels = match Labels::new(pairs.iter().copied()) {
         Ok(l) => l,
         Err(e) => {
             out.reject(e.to_string());
-            return None;
+            return Ok(None);
         }
     };
     let mut fresh = None;
@@ -353,7 +400,7 @@ fn append_series(
     if let Some(h) = fresh {
         storage.series_cache.insert(key, h);
     }
-    Some(labels)
+    Ok(Some(labels))
 }
 
 /// Decodes and appends a whole request, then commits it once.
@@ -384,12 +431,13 @@ fn ingest_write(
                 .unwrap_or_else(|| crate::storage::SeriesCache::key(s.labels().iter().copied()));
             out.histograms += s.histograms() as u64;
             if s.exemplars().len() == 0 && s.metadata().is_none() {
-                pending.push(key, s.samples(), s.labels());
+                pending.push(key, s);
                 return Ok(());
             }
             // Wire order is kept: the series collected so far go first.
-            pending.flush(&mut app, st, storage, &mut out);
+            pending.flush(&mut app, st, storage, &mut out)?;
             let h = storage.series_cache.with(key, |h| h.clone());
+            // (The decoder parses the labels of series with exemplars.)
             let Some(labels) = append_series(
                 &mut app,
                 st,
@@ -398,9 +446,12 @@ fn ingest_write(
                 key,
                 h.as_ref(),
                 s.samples(),
-                s.labels(),
+                LabelSrc::Ready(s.labels()),
+                &mut pending.scratch,
+                &mut pending.late,
                 true,
-            ) else {
+            )?
+            else {
                 return Ok(());
             };
             for e in s.exemplars() {
@@ -431,13 +482,17 @@ fn ingest_write(
             Ok(())
         });
         match proto {
-            Proto::V1 => remote::decode_write_v1(&raw, &limits, &mut each),
+            Proto::V1 => remote::decode_write_v1_deferred(&raw, &limits, &mut each),
             Proto::V2 => remote::decode_write_v2(&raw, &limits, &mut each),
         }
     };
-    if decoded.is_ok() {
-        pending.flush(&mut app, st, storage, &mut out);
-    }
+    let decoded = decoded.and_then(|mut stats| {
+        pending.flush(&mut app, st, storage, &mut out)?;
+        for (e, n) in pending.late.drain(..) {
+            stats.reject(e, n, &limits);
+        }
+        Ok(stats)
+    });
     let stats = match decoded {
         Ok(s) => s,
         Err(e) => {

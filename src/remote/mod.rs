@@ -52,8 +52,8 @@ pub use pb::{
     write_chunked_frame,
 };
 pub use write::{
-    decode_metadata_v1, decode_write_v1, decode_write_v2, Exemplar, Metadata, MetricType,
-    SeriesMetadata, SeriesRef,
+    decode_metadata_v1, decode_write_v1, decode_write_v1_deferred, decode_write_v2, DeferredLabels,
+    Exemplar, Metadata, MetricType, SeriesMetadata, SeriesRef,
 };
 
 use std::borrow::Cow;
@@ -210,6 +210,18 @@ pub struct WriteStats {
 }
 
 impl WriteStats {
+    /// Moves a series that was handed to the callback over to the rejected
+    /// ones (for errors from [`DeferredLabels::resolve`]).
+    pub fn reject(&mut self, error: RemoteError, samples: usize, limits: &Limits) {
+        self.series = self.series.saturating_sub(1);
+        self.samples = self.samples.saturating_sub(samples);
+        self.rejected_series += 1;
+        self.rejected_samples += samples;
+        if self.errors.len() < limits.max_reported_errors {
+            self.errors.push(error);
+        }
+    }
+
     /// A one-line message for a 400 answer, or `None` when nothing was rejected.
     pub fn rejection_message(&self) -> Option<String> {
         let first = self.errors.first()?;
@@ -273,14 +285,12 @@ pub fn compress_snappy(data: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Runs every decoder on arbitrary bytes; for fuzzing. Never panics.
+/// Runs every decoder on arbitrary bytes; for fuzzing. Panics only when
+/// deferred 1.0 decoding disagrees with eager decoding (a bug).
 pub fn fuzz_write(data: &[u8]) {
     fn all(buf: &[u8]) {
         let limits = Limits::default();
-        let _ = decode_write_v1(buf, &limits, |s| {
-            let _ = (s.labels(), s.samples(), s.exemplars().count());
-            Ok(())
-        });
+        check_deferred_v1(buf);
         let _ = decode_write_v2(buf, &limits, |s| {
             let _ = (s.labels(), s.metadata(), s.exemplars().count());
             Ok(())
@@ -293,6 +303,76 @@ pub fn fuzz_write(data: &[u8]) {
     if let Ok(raw) = decompress_snappy(data, 1 << 20) {
         all(&raw);
     }
+}
+
+/// One decoded 1.0 series, owned: labels, samples, histogram count.
+type OwnedSeries = (Vec<(String, String)>, Vec<(i64, u64)>, usize);
+
+/// What a 1.0 request decodes to, for comparing decoders: the series, the
+/// stats' counts and the rendered errors (sorted), or `None` when the
+/// request is malformed.
+type Decoded = Option<(Vec<OwnedSeries>, [usize; 4], Vec<String>)>;
+
+fn owned_series(labels: &[(&str, &str)], s: &SeriesRef<'_>) -> OwnedSeries {
+    (
+        labels
+            .iter()
+            .map(|&(n, v)| (n.to_owned(), v.to_owned()))
+            .collect(),
+        s.samples().iter().map(|&(t, v)| (t, v.to_bits())).collect(),
+        s.histograms(),
+    )
+}
+
+fn decoded(r: Result<WriteStats, RemoteError>, series: Vec<OwnedSeries>) -> Decoded {
+    let st = r.ok()?;
+    let mut errors: Vec<String> = st.errors.iter().map(|e| e.to_string()).collect();
+    errors.sort();
+    let counts = [
+        st.series,
+        st.samples,
+        st.rejected_series,
+        st.rejected_samples,
+    ];
+    Some((series, counts, errors))
+}
+
+/// Asserts that [`decode_write_v1_deferred`], with every deferred label set
+/// resolved, says exactly what [`decode_write_v1`] says of `buf`.
+pub fn check_deferred_v1(buf: &[u8]) {
+    let limits = Limits {
+        max_reported_errors: usize::MAX,
+        ..Limits::default()
+    };
+    let mut eager = Vec::new();
+    let r = decode_write_v1(buf, &limits, |s| {
+        eager.push(owned_series(s.labels(), s));
+        Ok(())
+    });
+    let eager = decoded(r, eager);
+
+    let mut lazy = Vec::new();
+    let mut late = Vec::new();
+    let mut scratch = Vec::new();
+    let r = decode_write_v1_deferred(buf, &limits, |s| {
+        match s.deferred_labels() {
+            None => lazy.push(owned_series(s.labels(), s)),
+            Some(d) => match d.resolve(&limits, &mut scratch) {
+                Ok(()) => lazy.push(owned_series(&scratch, s)),
+                Err(e @ RemoteError::BadProtobuf { .. }) => return Err(e),
+                Err(e) => late.push((e, s.samples().len() + s.histograms())),
+            },
+        }
+        Ok(())
+    });
+    let r = r.map(|mut st| {
+        for (e, n) in late {
+            st.reject(e, n, &limits);
+        }
+        st
+    });
+    let lazy = decoded(r, lazy);
+    assert_eq!(eager, lazy, "deferred 1.0 decoding differs from eager");
 }
 
 /// Longest label value rendered in error messages, in characters.

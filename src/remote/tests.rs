@@ -13,6 +13,7 @@ fn s(a: &str, b: &str) -> (String, String) {
 type Owned = (Vec<(String, String)>, Vec<(i64, f64)>, usize);
 
 fn collect_v1(buf: &[u8]) -> (Vec<Owned>, WriteStats) {
+    check_deferred_v1(buf);
     let mut out = Vec::new();
     let stats = decode_write_v1(buf, &Limits::default(), |sr| {
         out.push(owned(sr));
@@ -71,6 +72,7 @@ fn raw(labels: &[(&[u8], &[u8])]) -> Vec<u8> {
 }
 
 fn reject_one(buf: &[u8], limits: &Limits) -> RemoteError {
+    check_deferred_v1(buf);
     let mut n = 0;
     let mut stats = decode_write_v1(buf, limits, |_| {
         n += 1;

@@ -118,6 +118,51 @@ pub struct SeriesRef<'a> {
     /// 1.0 only: the bytes from the first label field's tag to the last
     /// label field's end (see [`SeriesRef::wire_key`]).
     label_span: &'a [u8],
+    /// 1.0, deferred decoding only: the labels are not parsed yet; they are
+    /// the label fields within `label_span` (see [`DeferredLabels`]).
+    deferred: Option<DeferredLabels<'a>>,
+}
+
+/// The not yet parsed labels of a 1.0 series handed out by
+/// [`decode_write_v1_deferred`]: the label fields of the series, from the
+/// first one's tag to the last one's end, in the request buffer.
+#[derive(Debug, Clone, Copy)]
+pub struct DeferredLabels<'a> {
+    buf: &'a [u8],
+    lo: usize,
+    hi: usize,
+}
+
+impl<'a> DeferredLabels<'a> {
+    /// Parses and validates the labels exactly as [`decode_write_v1`] would
+    /// have, into `out` (cleared first; sorted, unique, empty values dropped).
+    ///
+    /// A malformed label message gives [`RemoteError::BadProtobuf`] (the whole
+    /// request is malformed, as the eager decoder would have said); a label
+    /// set that fails validation gives the error the eager decoder would have
+    /// recorded for the series.
+    pub fn resolve(
+        &self,
+        limits: &Limits,
+        out: &mut Vec<(&'a str, &'a str)>,
+    ) -> Result<(), RemoteError> {
+        out.clear();
+        let body = self.buf.get(self.lo..self.hi).unwrap_or_default();
+        let mut raw = Vec::new();
+        let mut p = Pb::new(body, self.lo);
+        while !p.at_end() {
+            let (f, wt) = p.key()?;
+            if f == 1 {
+                expect(&p, f, wt, WT_LEN)?;
+                raw.push(read_label_range(p.sub()?)?);
+            } else {
+                p.skip(f, wt)?;
+            }
+        }
+        convert_v1(&raw, self.buf, limits, out)
+            .and_then(|()| finish(out))
+            .map_err(|issue| to_error(issue, render_v1(body), limits, 0))
+    }
 }
 
 /// Why a series is rejected (cheap; turned into a [`RemoteError`] only if reported).
@@ -133,10 +178,18 @@ enum Issue<'a> {
 }
 
 impl<'a> SeriesRef<'a> {
-    /// Labels sorted by name, unique, non-empty names and values.
+    /// Labels sorted by name, unique, non-empty names and values. Empty
+    /// when they are deferred (see [`SeriesRef::deferred_labels`]).
     #[inline]
     pub fn labels(&self) -> &[(&'a str, &'a str)] {
         &self.labels
+    }
+
+    /// The series' labels still to be parsed, from [`decode_write_v1_deferred`]
+    /// (`None` when [`SeriesRef::labels`] holds them).
+    #[inline]
+    pub fn deferred_labels(&self) -> Option<DeferredLabels<'a>> {
+        self.deferred
     }
 
     /// Float samples `(timestamp ms, value)` in wire order; values bit-exact
@@ -213,6 +266,7 @@ impl<'a> SeriesRef<'a> {
         self.ex_refs.clear();
         self.raw_meta = None;
         self.label_span = &[];
+        self.deferred = None;
     }
 
     /// Validates and keeps one label (see the module docs for the order).
@@ -240,36 +294,37 @@ impl<'a> SeriesRef<'a> {
 
     /// Sorts (if needed) and checks uniqueness and non-emptiness.
     fn finish(&mut self) -> Result<(), Issue<'a>> {
-        if self.labels.is_empty() {
-            return Err(Issue::Empty);
-        }
-        // One pass covers the common case: strictly increasing = sorted and unique.
-        if !self.labels.windows(2).all(|w| w[0].0 < w[1].0) {
-            self.labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            if let Some(w) = self.labels.windows(2).find(|w| w[0].0 == w[1].0) {
-                return Err(Issue::Duplicate(w[0].0));
-            }
-        }
-        Ok(())
+        finish(&mut self.labels)
     }
 
     /// Parses one 1.0 `TimeSeries`. `Ok(Err(_))` is a validation failure.
+    ///
+    /// With `defer`, the label messages are only skipped (see
+    /// [`decode_write_v1_deferred`]), unless the series has exemplars.
     fn parse_v1(
         &mut self,
         buf: &'a [u8],
         mut p: Pb<'a>,
         limits: &Limits,
+        defer: bool,
     ) -> Result<Result<(), Issue<'a>>, WireErr> {
         self.clear();
         let mut issue = Ok(());
         let (mut span_lo, mut span_hi) = (usize::MAX, 0);
+        let mut nlabels = 0;
+        let body = p;
         while !p.at_end() {
             let field_start = p.offset();
             let (f, wt) = p.key()?;
             match f {
                 1 => {
                     expect(&p, f, wt, WT_LEN)?;
-                    self.raw.push(read_label_range(p.sub()?)?);
+                    if defer {
+                        p.bytes()?;
+                    } else {
+                        self.raw.push(read_label_range(p.sub()?)?);
+                    }
+                    nlabels += 1;
                     span_lo = span_lo.min(field_start);
                     span_hi = p.offset();
                 }
@@ -319,54 +374,39 @@ impl<'a> SeriesRef<'a> {
                 _ => p.skip(f, wt)?,
             }
         }
-        if self.raw.len() > limits.max_labels {
-            return Ok(Err(Issue::TooMany(self.raw.len())));
-        }
         self.label_span = buf.get(span_lo..span_hi).unwrap_or_default();
-        Ok(self
-            .convert_v1(buf, limits)
-            .and(issue)
-            .and_then(|()| self.finish()))
-    }
-
-    /// Turns the raw 1.0 label ranges into validated `&str` pairs. UTF-8 is
-    /// checked once over the span covering all labels (one call instead of two
-    /// per label); only when that fails is each name/value checked on its own.
-    fn convert_v1(&mut self, buf: &'a [u8], limits: &Limits) -> Result<(), Issue<'a>> {
-        let raw = std::mem::take(&mut self.raw);
-        let lo = raw.iter().map(|r| r.0.min(r.2)).min().unwrap_or(0);
-        let hi = raw.iter().map(|r| r.1.max(r.3)).max().unwrap_or(0);
-        let span = buf.get(lo..hi).and_then(|b| std::str::from_utf8(b).ok());
-        let mut res = Ok(());
-        for &(ns, ne, vs, ve) in &raw {
-            let nb = buf.get(ns..ne).unwrap_or_default();
-            let vb = buf.get(vs..ve).unwrap_or_default();
-            if nb.is_empty() {
-                res = Err(Issue::EmptyName);
-                break;
+        if defer {
+            let lazy = (1..=limits.max_labels).contains(&nlabels)
+                && issue.is_ok()
+                && self.exemplars.is_empty();
+            if lazy {
+                self.deferred = Some(DeferredLabels {
+                    buf,
+                    lo: span_lo,
+                    hi: span_hi,
+                });
+                return Ok(Ok(()));
             }
-            if vb.len() > limits.max_label_value_len {
-                res = Err(Issue::TooLong(nb, vb.len()));
-                break;
-            }
-            let fast =
-                span.and_then(|s| Some((s.get(ns - lo..ne - lo)?, s.get(vs - lo..ve - lo)?)));
-            let pair = match fast {
-                Some(p) => Some(p),
-                None => std::str::from_utf8(nb)
-                    .ok()
-                    .zip(std::str::from_utf8(vb).ok()),
-            };
-            let Some((n, v)) = pair else {
-                res = Err(Issue::BadUtf8);
-                break;
-            };
-            if !v.is_empty() {
-                self.labels.push((n, v));
+            // Rare (exemplars, or a series rejected anyway): parsed in full
+            // now, so that a malformed label message fails the request just
+            // as in eager decoding.
+            let mut q = body;
+            while !q.at_end() {
+                let (f, wt) = q.key()?;
+                if f == 1 {
+                    self.raw.push(read_label_range(q.sub()?)?);
+                } else {
+                    q.skip(f, wt)?;
+                }
             }
         }
+        if nlabels > limits.max_labels {
+            return Ok(Err(Issue::TooMany(nlabels)));
+        }
+        let raw = std::mem::take(&mut self.raw);
+        let res = convert_v1(&raw, buf, limits, &mut self.labels);
         self.raw = raw;
-        res
+        Ok(res.and(issue).and_then(|()| self.finish()))
     }
 
     /// Parses one 2.0 `TimeSeries`. `Ok(Err(_))` is a validation failure.
@@ -489,6 +529,60 @@ impl<'a> SeriesRef<'a> {
         }
         self.finish()
     }
+}
+
+/// Sorts (if needed) and checks uniqueness and non-emptiness.
+fn finish<'a>(labels: &mut [(&'a str, &'a str)]) -> Result<(), Issue<'a>> {
+    if labels.is_empty() {
+        return Err(Issue::Empty);
+    }
+    // One pass covers the common case: strictly increasing = sorted and unique.
+    if !labels.windows(2).all(|w| w[0].0 < w[1].0) {
+        labels.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        if let Some(w) = labels.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Issue::Duplicate(w[0].0));
+        }
+    }
+    Ok(())
+}
+
+/// Turns raw 1.0 label ranges into validated `&str` pairs appended to
+/// `labels`. UTF-8 is checked once over the span covering all labels (one
+/// call instead of two per label); only when that fails is each name/value
+/// checked on its own.
+fn convert_v1<'a>(
+    raw: &[(usize, usize, usize, usize)],
+    buf: &'a [u8],
+    limits: &Limits,
+    labels: &mut Vec<(&'a str, &'a str)>,
+) -> Result<(), Issue<'a>> {
+    let lo = raw.iter().map(|r| r.0.min(r.2)).min().unwrap_or(0);
+    let hi = raw.iter().map(|r| r.1.max(r.3)).max().unwrap_or(0);
+    let span = buf.get(lo..hi).and_then(|b| std::str::from_utf8(b).ok());
+    for &(ns, ne, vs, ve) in raw {
+        let nb = buf.get(ns..ne).unwrap_or_default();
+        let vb = buf.get(vs..ve).unwrap_or_default();
+        if nb.is_empty() {
+            return Err(Issue::EmptyName);
+        }
+        if vb.len() > limits.max_label_value_len {
+            return Err(Issue::TooLong(nb, vb.len()));
+        }
+        let fast = span.and_then(|s| Some((s.get(ns - lo..ne - lo)?, s.get(vs - lo..ve - lo)?)));
+        let pair = match fast {
+            Some(p) => Some(p),
+            None => std::str::from_utf8(nb)
+                .ok()
+                .zip(std::str::from_utf8(vb).ok()),
+        };
+        let Some((n, v)) = pair else {
+            return Err(Issue::BadUtf8);
+        };
+        if !v.is_empty() {
+            labels.push((n, v));
+        }
+    }
+    Ok(())
 }
 
 #[inline]
@@ -700,6 +794,39 @@ where
 pub fn decode_write_v1<'a, F>(
     buf: &'a [u8],
     limits: &Limits,
+    f: F,
+) -> Result<WriteStats, RemoteError>
+where
+    F: FnMut(&SeriesRef<'a>) -> Result<(), RemoteError>,
+{
+    decode_v1(buf, limits, false, f)
+}
+
+/// Like [`decode_write_v1`], but the labels of series without exemplars are
+/// not parsed: such a series comes with [`SeriesRef::deferred_labels`] and
+/// empty [`SeriesRef::labels`], its [`SeriesRef::wire_key`] and samples.
+///
+/// This is for a caller that knows most label sets by their wire key: a key
+/// it has seen validated stands for exactly the same bytes, which would be
+/// valid again; only the others need [`DeferredLabels::resolve`], whose
+/// errors the caller then accounts for itself (see [`WriteStats::reject`]).
+/// Checks that need no label parsing (no labels at all, too many labels,
+/// malformed series fields) are still made here.
+pub fn decode_write_v1_deferred<'a, F>(
+    buf: &'a [u8],
+    limits: &Limits,
+    f: F,
+) -> Result<WriteStats, RemoteError>
+where
+    F: FnMut(&SeriesRef<'a>) -> Result<(), RemoteError>,
+{
+    decode_v1(buf, limits, true, f)
+}
+
+fn decode_v1<'a, F>(
+    buf: &'a [u8],
+    limits: &Limits,
+    defer: bool,
     mut f: F,
 ) -> Result<WriteStats, RemoteError>
 where
@@ -714,7 +841,7 @@ where
             1 => {
                 expect(&p, field, wt, WT_LEN)?;
                 let sp = p.sub()?;
-                let res = s.parse_v1(buf, sp, limits)?;
+                let res = s.parse_v1(buf, sp, limits, defer)?;
                 let body = &buf[sp.offset()..p.offset()];
                 settle(&s, res, &mut stats, limits, &mut f, || (render_v1(body), 0))?;
             }
