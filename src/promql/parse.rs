@@ -7,14 +7,22 @@ use promql_parser::parser::Expr;
 
 /// Parses a PromQL expression.
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
-    let text = rename_holt_winters(query);
-    promql_parser::parser::parse(&text).map_err(|e| QueryError::Parse(position_error(query, &e)))
+    let mut renamed = Vec::new();
+    let text = rename_holt_winters(query, &mut renamed);
+    promql_parser::parser::parse(&text)
+        .map_err(|e| QueryError::Parse(position_error(query, &renamed, &e)))
 }
 
+/// The new name's extra length.
+const RENAME_GROWTH: usize = NEW_NAME.len() - OLD_NAME.len();
+const OLD_NAME: &str = "holt_winters";
+const NEW_NAME: &str = "double_exponential_smoothing";
+
 /// `holt_winters(` → `double_exponential_smoothing(` outside string literals
-/// (the crate knows only the Prometheus 3 name).
-fn rename_holt_winters(q: &str) -> std::borrow::Cow<'_, str> {
-    const OLD: &str = "holt_winters";
+/// (the crate knows only the Prometheus 3 name). `renamed` gets the offset
+/// in the original of each renamed call.
+fn rename_holt_winters<'q>(q: &'q str, renamed: &mut Vec<usize>) -> std::borrow::Cow<'q, str> {
+    const OLD: &str = OLD_NAME;
     if !q.contains(OLD) {
         return q.into();
     }
@@ -50,7 +58,8 @@ fn rename_holt_winters(q: &str) -> std::borrow::Cow<'_, str> {
             && !b.get(i + OLD.len()).is_some_and(|&c| is_ident(c))
             && q[i + OLD.len()..].trim_start().starts_with('(')
         {
-            out.push_str("double_exponential_smoothing");
+            out.push_str(NEW_NAME);
+            renamed.push(i);
             i += OLD.len();
             continue;
         }
@@ -65,42 +74,65 @@ fn is_ident(c: u8) -> bool {
     c.is_ascii_alphanumeric() || c == b'_' || c == b':'
 }
 
-/// Prometheus' `<line>:<col>: parse error: <msg>`. Syntax errors come
-/// positioned from the crate; its semantic errors (types, arguments) carry
-/// no position: those about the end of the input get the end, others 1:1.
-fn position_error(query: &str, msg: &str) -> String {
-    let msg = msg.trim();
-    // Syntax errors from the (patched) crate already carry their position.
-    if msg.contains(": parse error: ") {
-        return msg.to_string();
+/// Maps a byte offset in the renamed text back to the original query.
+fn original_offset(pos: usize, renamed: &[usize]) -> usize {
+    let mut shift = 0;
+    for &r in renamed {
+        let at = r + shift;
+        if pos < at {
+            break;
+        }
+        if pos < at + NEW_NAME.len() {
+            // Inside a renamed name: its start.
+            return r;
+        }
+        shift += RENAME_GROWTH;
     }
-    let (line, col) = if msg.contains("unexpected end of input") || msg == "invalid promql query" {
-        let line = query.lines().count().max(1);
-        let last = query.rsplit('\n').next().unwrap_or("");
-        (line, last.chars().count() + 1)
-    } else {
-        (1, 1)
+    pos - shift
+}
+
+/// Prometheus' `<line>:<col>` of a byte offset: the line counts newlines
+/// before it, the column is bytes since the last one, from 1.
+fn line_col(query: &str, pos: usize) -> (usize, usize) {
+    let pos = pos.min(query.len());
+    let before = &query.as_bytes()[..pos];
+    let line = before.iter().filter(|&&c| c == b'\n').count() + 1;
+    let col = match before.iter().rposition(|&c| c == b'\n') {
+        Some(nl) => pos - nl,
+        None => pos + 1,
     };
-    // The crate's type names, in Prometheus' words.
-    let reworded = msg
-        .replace("type matrix", "type range vector")
-        .replace("got vector", "got instant vector")
-        .replace("got matrix", "got range vector")
-        .replace("type vector", "type instant vector");
+    (line, col)
+}
+
+/// Prometheus' `<line>:<col>: parse error: <msg>`. The (patched) crate puts
+/// the byte offset of each error in front of its message; one without it
+/// (never expected) is placed at the end of the input when it is about the
+/// end, else at the start.
+fn position_error(query: &str, renamed: &[usize], msg: &str) -> String {
+    let msg = msg.trim();
+    let (pos, msg) = match promql_parser::parser::split_located(msg) {
+        Some((pos, m)) => (original_offset(pos, renamed), m),
+        None if msg.contains("unexpected end of input") || msg == "invalid promql query" => {
+            (query.len(), msg)
+        }
+        None => (0, msg),
+    };
     // A 2.x user wrote `holt_winters`: name it as they did.
-    let reworded = if query.contains("holt_winters") {
-        reworded.replace("\"double_exponential_smoothing\"", "\"holt_winters\"")
+    let reworded;
+    let msg = if renamed.is_empty() {
+        msg
     } else {
-        reworded
+        reworded = msg.replace("\"double_exponential_smoothing\"", "\"holt_winters\"");
+        reworded.as_str()
     };
-    let msg = reworded.as_str();
     let msg = if msg == "invalid promql query" && query.trim().is_empty() {
-        "no expression found in input".to_string()
+        "no expression found in input"
     } else if msg == "invalid promql query" {
-        "unexpected end of input".to_string()
+        "unexpected end of input"
     } else {
-        msg.to_string()
+        msg
     };
+    let (line, col) = line_col(query, pos);
     format!("{line}:{col}: parse error: {msg}")
 }
 
@@ -111,14 +143,21 @@ mod tests {
     #[test]
     fn holt_winters_is_accepted() {
         assert!(parse("holt_winters(x[5m], 0.5, 0.5)").is_ok());
+        let mut at = Vec::new();
         assert_eq!(
-            rename_holt_winters(r#"x{a="holt_winters("} + holt_winters (y[1m], .1, .1)"#),
+            rename_holt_winters(
+                r#"x{a="holt_winters("} + holt_winters (y[1m], .1, .1)"#,
+                &mut at
+            ),
             r#"x{a="holt_winters("} + double_exponential_smoothing (y[1m], .1, .1)"#
         );
+        assert_eq!(at, [23]);
+        at.clear();
         assert_eq!(
-            rename_holt_winters("my_holt_winters(x)"),
+            rename_holt_winters("my_holt_winters(x)", &mut at),
             "my_holt_winters(x)"
         );
+        assert!(at.is_empty());
     }
 
     #[test]
@@ -131,38 +170,49 @@ mod tests {
         );
         assert_eq!(
             e("sum(x) by (a) )"),
-            "1:15: parse error: unexpected right parenthesis ')'"
+            "1:16: parse error: unexpected right parenthesis ')'"
         );
-        assert_eq!(e("x +\n  * 2"), "2:3: parse error: unexpected \"*\"");
+        assert_eq!(e("x +\n  * 2"), "2:3: parse error: unexpected <op:*>");
     }
 
-    /// Semantic errors in Prometheus 2.42's words (compared by hand against
-    /// its /api/v1/query); their positions are still 1:1 where Prometheus
-    /// points at the offending argument.
+    /// Semantic errors in Prometheus 2.42's words and at its positions (each
+    /// compared against its /api/v1/query; `tests/promql_compat.rs` keeps
+    /// checking a longer list against the real thing).
     #[test]
-    fn semantic_errors_read_as_in_prometheus() {
+    fn semantic_errors_read_and_sit_as_in_prometheus() {
         let e = |q: &str| parse(q).unwrap_err().to_string();
-        assert_eq!(
-            e("abs(x, y)"),
-            "1:1: parse error: expected 1 argument(s) in call to \"abs\", got 2"
-        );
-        assert_eq!(
-            e("x and 1"),
-            "1:1: parse error: set operator \"and\" not allowed in binary scalar expression"
-        );
-        assert_eq!(
-            e("unknown_fn(x)"),
-            "1:1: parse error: unknown function with name \"unknown_fn\""
-        );
-        assert!(e("rate(x)").ends_with(
-            "parse error: expected type range vector in call to function \"rate\", got instant vector"
-        ));
-        assert!(e("topk(x, y)").ends_with(
-            "parse error: expected type scalar in aggregation parameter, got instant vector"
-        ));
-        assert!(e("count_values(1, x)")
-            .ends_with("parse error: expected type string in aggregation parameter, got scalar"));
-        assert!(e("holt_winters(x[5m], 0.5)")
-            .ends_with("parse error: expected 3 argument(s) in call to \"holt_winters\", got 2"));
+        for (q, want) in [
+            ("abs(x, y)", "1:1: parse error: expected 1 argument(s) in call to \"abs\", got 2"),
+            ("x and 1", "1:1: parse error: set operator \"and\" not allowed in binary scalar expression"),
+            ("unknown_fn(x)", "1:1: parse error: unknown function with name \"unknown_fn\""),
+            ("rate(x)", "1:6: parse error: expected type range vector in call to function \"rate\", got instant vector"),
+            ("sum(x) + rate(y)", "1:15: parse error: expected type range vector in call to function \"rate\", got instant vector"),
+            ("sum(\n rate(x)\n)", "2:7: parse error: expected type range vector in call to function \"rate\", got instant vector"),
+            ("topk(x, y)", "1:6: parse error: expected type scalar in aggregation parameter, got instant vector"),
+            ("count_values(1, x)", "1:14: parse error: expected type string in aggregation parameter, got scalar"),
+            ("sum by (a) (x[5m])", "1:13: parse error: expected type instant vector in aggregation expression, got range vector"),
+            ("label_replace(x, \"a\", \"b\", \"c\", 1)", "1:33: parse error: expected type string in call to function \"label_replace\", got scalar"),
+            ("1 > 2", "1:3: parse error: comparisons between scalars must use BOOL modifier"),
+            ("x == 1 + bool 2", "1:8: parse error: bool modifier can only be used on comparison operators"),
+            ("x + on(a) group_left(a) y", "1:3: parse error: label \"a\" must not occur in ON and GROUP clause at once"),
+            ("x + y[5m]", "1:5: parse error: binary expression must contain only scalar and instant vector types"),
+            ("x[5m] + y", "1:1: parse error: binary expression must contain only scalar and instant vector types"),
+            ("-x[5m]", "1:1: parse error: unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\""),
+            ("x{a=\"b\"}[5m][5m]", "1:13: parse error: ranges only allowed for vector selectors"),
+            ("x{__name__=\"y\"}", "1:1: parse error: metric name must not be set twice: \"x\" or \"y\""),
+            ("x offset", "1:9: parse error: unexpected end of input in offset, expected duration"),
+            ("x +\n  * 2", "2:3: parse error: unexpected <op:*>"),
+            ("sum(x) by (a) )", "1:16: parse error: unexpected right parenthesis ')'"),
+            ("x]", "1:2: parse error: unexpected right bracket ']'"),
+            ("\"abc", "1:1: parse error: unterminated quoted string"),
+            ("x[5m", "1:5: parse error: unclosed left bracket"),
+            ("sum()", "1:1: parse error: no arguments for aggregate expression provided"),
+            // Renamed to the crate's name and back: names and positions as typed.
+            ("holt_winters(x[5m], 0.5)", "1:1: parse error: expected 3 argument(s) in call to \"holt_winters\", got 2"),
+            ("holt_winters(x[5m], 1, 1) + holt_winters(y, 1, 1)", "1:42: parse error: expected type range vector in call to function \"holt_winters\", got instant vector"),
+            ("holt_winters(x[5m], 0.5, 0.5) + 1 +", "1:36: parse error: unexpected end of input"),
+        ] {
+            assert_eq!(e(q), want, "{q}");
+        }
     }
 }

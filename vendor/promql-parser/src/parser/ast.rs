@@ -13,6 +13,7 @@
 // limitations under the License.
 
 use crate::label::{Labels, Matchers, METRIC_NAME};
+use crate::parser::production::about;
 use crate::parser::token::{
     self, token_display, T_BOTTOMK, T_COUNT_VALUES, T_END, T_QUANTILE, T_START, T_TOPK,
 };
@@ -1177,8 +1178,8 @@ impl Expr {
 
     pub(crate) fn new_unary_expr(expr: Expr) -> Result<Self, String> {
         match expr {
-            Expr::StringLiteral(_) => Err("unary expression only allowed on expressions of type scalar or vector, got: string".into()),
-            Expr::MatrixSelector(_) => Err("unary expression only allowed on expressions of type scalar or vector, got: matrix".into()),
+            Expr::StringLiteral(_) => Err("unary expression only allowed on expressions of type scalar or instant vector, got \"string\"".into()),
+            Expr::MatrixSelector(_) => Err("unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"".into()),
             _ => Ok(-expr),
         }
     }
@@ -1309,9 +1310,7 @@ impl Expr {
     ) -> Result<Expr, String> {
         let op = TokenType::new(op);
         if args.is_empty() {
-            return Err(format!(
-                "no arguments for aggregate expression '{op}' provided"
-            ));
+            return Err("no arguments for aggregate expression provided".into());
         }
         let mut desired_args_count = 1;
         let mut param = None;
@@ -1484,22 +1483,43 @@ pub(crate) fn check_ast(expr: Expr) -> Result<Expr, String> {
     }
 }
 
+/// sonde: a value type in Prometheus' documented words (`DocumentedType`).
+fn documented(t: ValueType) -> &'static str {
+    match t {
+        ValueType::Vector => "instant vector",
+        ValueType::Matrix => "range vector",
+        ValueType::Scalar => "scalar",
+        ValueType::String => "string",
+    }
+}
+
+/// sonde: `part` says which part of the node the error is about (see
+/// `production::about`).
 fn expect_type(
     expected: ValueType,
     actual: Option<ValueType>,
     context: &str,
+    part: &str,
 ) -> Result<bool, String> {
+    let expected_name = documented(expected);
     match actual {
         Some(actual) => {
             if actual == expected {
                 Ok(true)
             } else {
-                Err(format!(
-                    "expected type {expected} in {context}, got {actual}"
+                Err(about(
+                    part,
+                    format!(
+                        "expected type {expected_name} in {context}, got {}",
+                        documented(actual)
+                    ),
                 ))
             }
         }
-        None => Err(format!("expected type {expected} in {context}, got None")),
+        None => Err(about(
+            part,
+            format!("expected type {expected_name} in {context}, got none"),
+        )),
     }
 }
 
@@ -1514,7 +1534,10 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
     }
 
     if ex.return_bool() && !ex.op.is_comparison_operator() {
-        return Err("bool modifier can only be used on comparison operators".into());
+        return Err(about(
+            "op",
+            "bool modifier can only be used on comparison operators",
+        ));
     }
 
     if ex.op.is_comparison_operator()
@@ -1522,7 +1545,10 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
         && ex.rhs.value_type() == ValueType::Scalar
         && !ex.return_bool()
     {
-        return Err("comparisons between scalars must use BOOL modifier".into());
+        return Err(about(
+            "op",
+            "comparisons between scalars must use BOOL modifier",
+        ));
     }
 
     // For `on` matching, a label can only appear in one of the lists.
@@ -1530,8 +1556,9 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
     if ex.is_matching_on() && ex.is_labels_joint() {
         if let Some(labels) = ex.intersect_labels() {
             if let Some(label) = labels.first() {
-                return Err(format!(
-                    "label '{label}' must not occur in ON and GROUP clause at once"
+                return Err(about(
+                    "op",
+                    format!("label \"{label}\" must not occur in ON and GROUP clause at once"),
                 ));
             }
         };
@@ -1569,16 +1596,22 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
     }
 
     if ex.lhs.value_type() != ValueType::Scalar && ex.lhs.value_type() != ValueType::Vector {
-        return Err("binary expression must contain only scalar and instant vector types".into());
+        return Err(about(
+            "lhs",
+            "binary expression must contain only scalar and instant vector types",
+        ));
     }
     if ex.rhs.value_type() != ValueType::Scalar && ex.rhs.value_type() != ValueType::Vector {
-        return Err("binary expression must contain only scalar and instant vector types".into());
+        return Err(about(
+            "rhs",
+            "binary expression must contain only scalar and instant vector types",
+        ));
     }
 
     if (ex.lhs.value_type() != ValueType::Vector || ex.rhs.value_type() != ValueType::Vector)
         && ex.is_matching_labels_not_empty()
     {
-        return Err("vector matching only allowed between vectors".into());
+        return Err("vector matching only allowed between instant vectors".into());
     }
 
     Ok(Expr::Binary(ex))
@@ -1592,10 +1625,13 @@ fn check_ast_for_aggregate_expr(ex: AggregateExpr) -> Result<Expr, String> {
         ));
     }
 
+    // The expression is the body's last argument, after any parameter.
+    let expr_arg = if ex.param.is_some() { "a1" } else { "a0" };
     expect_type(
         ValueType::Vector,
         Some(ex.expr.value_type()),
         "aggregation expression",
+        expr_arg,
     )?;
 
     if matches!(ex.op.id(), T_TOPK | T_BOTTOMK | T_QUANTILE) {
@@ -1603,6 +1639,7 @@ fn check_ast_for_aggregate_expr(ex: AggregateExpr) -> Result<Expr, String> {
             ValueType::Scalar,
             ex.param.as_ref().map(|ex| ex.value_type()),
             "aggregation parameter",
+            "a0",
         )?;
     }
 
@@ -1611,6 +1648,7 @@ fn check_ast_for_aggregate_expr(ex: AggregateExpr) -> Result<Expr, String> {
             ValueType::String,
             ex.param.as_ref().map(|ex| ex.value_type()),
             "aggregation parameter",
+            "a0",
         )?;
     }
 
@@ -1686,6 +1724,7 @@ fn check_args_match_types(
             arg_types[expected_idx],
             Some(actual_arg.value_type()),
             &format!("call to function \"{name}\""),
+            &format!("a{i}"),
         )?;
     }
     Ok(())
@@ -1695,7 +1734,8 @@ fn check_ast_for_unary(ex: UnaryExpr) -> Result<Expr, String> {
     let value_type = ex.expr.value_type();
     if value_type != ValueType::Scalar && value_type != ValueType::Vector {
         return Err(format!(
-            "unary expression only allowed on expressions of type scalar or vector, got {value_type}"
+"unary expression only allowed on expressions of type scalar or instant vector, got \"{}\"",
+            documented(value_type)
         ));
     }
 
@@ -1706,7 +1746,7 @@ fn check_ast_for_subquery(ex: SubqueryExpr) -> Result<Expr, String> {
     let value_type = ex.expr.value_type();
     if value_type != ValueType::Vector {
         return Err(format!(
-            "subquery is only allowed on vector, got {value_type} instead"
+            "subquery is only allowed on instant vector, got {value_type} instead"
         ));
     }
 
@@ -1717,7 +1757,7 @@ fn check_ast_for_vector_selector(ex: VectorSelector) -> Result<Expr, String> {
     match ex.name {
         Some(ref name) => match ex.matchers.find_matcher_value(METRIC_NAME) {
             Some(val) => Err(format!(
-                "metric name must not be set twice: '{name}' or '{val}'"
+                "metric name must not be set twice: \"{name}\" or \"{val}\""
             )),
             None => Ok(Expr::VectorSelector(ex)),
         },

@@ -365,7 +365,7 @@ impl Lexer {
                 State::Lexeme(T_LEFT_BRACE)
             }
             // the matched } has been consumed inside braces
-            '}' => State::Err("unexpected right brace '}'".into()),
+            '}' => State::Err("unexpected character: '}'".into()),
             '[' => {
                 self.reset_colon_scanned();
                 self.dive_into_brackets();
@@ -548,7 +548,7 @@ impl Lexer {
     fn accept_escape(&mut self, symbol: char) -> State {
         match self.pop() {
             Some(ch) if ch == symbol || ESCAPE_SYMBOLS.contains(ch) => State::String(symbol),
-            Some(ch) => State::Err(format!("unknown escape sequence '{ch}'")),
+            Some(ch) => State::Err(format!("unknown escape sequence U+{:04X} '{ch}'", ch as u32)),
             None => State::Err("escape sequence not terminated".into()),
         }
     }
@@ -565,7 +565,12 @@ impl Lexer {
             }
         }
 
-        State::Err(format!("unterminated quoted string {symbol}"))
+        // sonde: Prometheus' words.
+        if symbol == '`' {
+            State::Err("unterminated raw string".into())
+        } else {
+            State::Err("unterminated quoted string".into())
+        }
     }
 
     /// scans the inside of a vector selector. Keywords are ignored and
@@ -643,7 +648,7 @@ impl Lexer {
             Some(ch) if ch.is_ascii_whitespace() => State::Space,
             Some(':') => {
                 if self.is_colon_scanned() {
-                    return State::Err("unexpected second colon(:) in brackets".into());
+                    return State::Err("unexpected colon ':'".into());
                 }
 
                 if self.is_colon_the_first_char_in_brackets() {
@@ -661,7 +666,7 @@ impl Lexer {
             }
             Some('[') => State::Err("unexpected left brace '[' inside brackets".into()),
             Some(ch) => State::Err(format!("unexpected character inside brackets: '{ch}'")),
-            None => State::Err("unexpected end of input inside brackets".into()),
+            None => State::Err("unclosed left bracket".into()),
         }
     }
 
@@ -690,11 +695,14 @@ impl Iterator for Lexer {
                 State::Lexeme(token_id) => return Some(Ok(self.lexeme(*token_id))),
                 State::Err(info) => {
                     // sonde: say where, as Prometheus does.
-                    let upto = self.ctx.idx.saturating_sub(1).min(self.ctx.chars.len());
-                    let before = &self.ctx.chars[..upto];
-                    let line = before.iter().filter(|c| **c == '\n').count() + 1;
-                    let col = before.iter().rev().take_while(|c| **c != '\n').count() + 1;
-                    return Some(Err(format!("{line}:{col}: parse error: {info}")));
+                    // Prometheus reports the start of the token being lexed
+                    // (a stray `)` is a token of its own there: past it).
+                    let at = if info.starts_with("unexpected right parenthesis") {
+                        self.ctx.pos
+                    } else {
+                        self.ctx.start
+                    };
+                    return Some(Err(crate::parser::production::located(at, info)));
                 }
                 State::End => return None,
                 _ => continue,

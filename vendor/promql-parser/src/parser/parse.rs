@@ -28,14 +28,19 @@ pub fn parse(input: &str) -> Result<Expr, String> {
     }
 }
 
-/// The first syntax error as Prometheus words it, with its position:
-/// `<line>:<column>: parse error: unexpected <what>` (sonde change; upstream
-/// returns only "invalid promql query").
+/// The first syntax error as Prometheus words it, with its byte offset (see
+/// `production::located`; sonde change, upstream returns only "invalid
+/// promql query").
+use crate::parser::production::located;
+
 fn describe_errors(
     input: &str,
     errs: &[lrpar::LexParseError<u16, lrlex::DefaultLexerTypes<u16>>],
 ) -> String {
-    use crate::parser::token::{T_DURATION, T_IDENTIFIER, T_METRIC_IDENTIFIER, T_NUMBER, T_STRING};
+    use crate::parser::token::{
+        TokenType, T_DURATION, T_IDENTIFIER, T_KEYWORDS_END, T_KEYWORDS_START, T_METRIC_IDENTIFIER,
+        T_NUMBER, T_STRING,
+    };
     use lrpar::Lexeme as _;
     for e in errs {
         let lrpar::LexParseError::ParseError(pe) = e else {
@@ -45,7 +50,7 @@ fn describe_errors(
         let span = lx.span();
         let (start, end) = (span.start(), span.end());
         if lx.faulty() || start >= input.len() || end > input.len() || start == end {
-            return format!("{}: parse error: unexpected end of input", position(input, input.len()));
+            return located(input.len(), "unexpected end of input");
         }
         let text = &input[start..end];
         let what = match lx.tok_id() {
@@ -54,19 +59,15 @@ fn describe_errors(
             T_NUMBER => format!("number {text:?}"),
             T_STRING => format!("string {text:?}"),
             T_DURATION => format!("duration {text:?}"),
+            // Go's `Item.String()`: operators, aggregators and keywords as tags.
+            id if TokenType::new(id).is_operator() => format!("<op:{text}>"),
+            id if TokenType::new(id).is_aggregator() => format!("<aggr:{text}>"),
+            id if id > T_KEYWORDS_START && id < T_KEYWORDS_END => format!("<{text}>"),
             _ => format!("{text:?}"),
         };
-        return format!("{}: parse error: unexpected {what}", position(input, start));
+        return located(start, format!("unexpected {what}"));
     }
     String::from(INVALID_QUERY_INFO)
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn position(input: &str, offset: usize) -> String {
-    let before = &input[..offset.min(input.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before.rsplit('\n').next().unwrap_or("").chars().count() + 1;
-    format!("{line}:{col}")
 }
 
 /// cases in original prometheus is a huge slices which are constructed more than 3000 lines,

@@ -155,18 +155,18 @@ start -> Result<Expr, String>:
 
 expr -> Result<Expr, String>:
 /* check_ast from bottom to up for nested exprs */
-                aggregate_expr { check_ast($1?) }
-        |       at_expr { check_ast($1?) }
-        |       binary_expr { check_ast($1?) }
-        |       function_call { check_ast($1?) }
-        |       matrix_selector { check_ast($1?) }
-        |       number_literal { check_ast($1?) }
-        |       offset_expr { check_ast($1?) }
-        |       paren_expr { check_ast($1?) }
-        |       string_literal { check_ast($1?) }
-        |       subquery_expr { check_ast($1?) }
-        |       unary_expr  { check_ast($1?) }
-        |       vector_selector  { check_ast($1?) }
+                aggregate_expr { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
+        |       at_expr { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
+        |       binary_expr { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
+        |       function_call { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
+        |       matrix_selector { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
+        |       number_literal { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
+        |       offset_expr { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
+        |       paren_expr { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
+        |       string_literal { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
+        |       subquery_expr { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
+        |       unary_expr  { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
+        |       vector_selector  { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
 ;
 
 /*
@@ -197,22 +197,22 @@ aggregate_modifier -> Result<LabelModifier, String>:
  */
 // Operator precedence only works if each of those is listed separately.
 binary_expr -> Result<Expr, String>:
-                expr ADD       bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr ATAN2   bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr DIV     bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr EQLC    bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr GTE     bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr GTR     bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr LAND    bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr LOR     bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr LSS     bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr LTE     bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr LUNLESS bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr MOD     bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr MUL     bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr NEQ     bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr POW     bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
-        |       expr SUB     bin_modifier expr { Expr::new_binary_expr($1?, lexeme_to_token($lexer, $2)?.id(), $3?, $4?) }
+                expr ADD       bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr ATAN2   bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr DIV     bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr EQLC    bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr GTE     bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr GTR     bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr LAND    bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr LOR     bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr LSS     bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr LTE     bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr LUNLESS bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr MOD     bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr MUL     bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr NEQ     bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr POW     bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
+        |       expr SUB     bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
 ;
 
 // Using left recursion for the modifier rules, helps to keep the parser stack small and
@@ -391,7 +391,7 @@ offset_expr -> Result<Expr, String>:
                 expr OFFSET duration { $1?.offset_expr(Offset::Pos($3?)) }
         |       expr OFFSET ADD duration { $1?.offset_expr(Offset::Pos($4?)) }
         |       expr OFFSET SUB duration { $1?.offset_expr(Offset::Neg($4?)) }
-        |       expr OFFSET EOF { Err("unexpected end of input in offset, expected duration".into()) }
+        |       expr OFFSET EOF { Err(located($span.end(), "unexpected end of input in offset, expected duration")) }
 ;
 
 /*
@@ -414,7 +414,7 @@ at_expr -> Result<Expr, String>:
                 }
         |       expr AT EOF
                 {
-                        Err("unexpected end of input in @, expected timestamp".into())
+                        Err(located($span.end(), "unexpected end of input in @, expected timestamp"))
                 }
 ;
 
@@ -429,7 +429,10 @@ at_modifier_preprocessors -> Result<Token, String>:
 matrix_selector -> Result<Expr, String>:
                 expr LEFT_BRACKET duration RIGHT_BRACKET
                 {
-                        Expr::new_matrix_selector($1?, $3?)
+                        // sonde: errors about the range sit at its bracket, as in Prometheus.
+                        let at = $2.map(|l| l.span().start()).unwrap_or($span.start());
+                        let ms = Expr::new_matrix_selector($1?, $3?);
+                        locate(ms, at, "")
                 }
         |       expr LEFT_BRACKET RIGHT_BRACKET
                 {
@@ -708,9 +711,28 @@ use crate::parser::{AtModifier, BinModifier, Expr, FunctionArgs, LabelModifier, 
 use crate::parser::ast::check_ast;
 use crate::parser::function::get_function;
 use crate::parser::lex::is_label;
-use crate::parser::production::{lexeme_to_string, lexeme_to_token, span_to_string};
+use crate::parser::production::{lexeme_to_string, lexeme_to_token, locate, locate_binary, located, span_to_string};
+use crate::parser::token::TokenId;
+use lrlex::DefaultLexerTypes;
+use lrpar::{NonStreamingLexer, Span};
 use crate::parser::token::{Token, T_IDENTIFIER};
 use crate::util::{parse_duration, parse_str_radix, unquote_string};
+
+/// sonde: builds and checks a binary expression, placing check errors as
+/// Prometheus does (operator, left or right side).
+fn binary(
+    lhs: Result<Expr, String>,
+    op: Result<Token, String>,
+    modifier: Result<Option<BinModifier>, String>,
+    rhs: Result<Expr, String>,
+    op_span: Span,
+    span: Span,
+    lexer: &dyn NonStreamingLexer<DefaultLexerTypes<TokenId>>,
+) -> Result<Expr, String> {
+    let e = Expr::new_binary_expr(lhs?, op?.id(), modifier?, rhs?)?;
+    let after = lexer.span_str(Span::new(op_span.end(), span.end().max(op_span.end())));
+    locate_binary(check_ast(e), span.start(), op_span.start(), op_span.end(), after)
+}
 
 fn update_optional_matching(
     modifier: Option<BinModifier>,
