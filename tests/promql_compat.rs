@@ -176,10 +176,11 @@ fn dataset(start: i64, steps: usize) -> Vec<sonde::remote::pb::SeriesInput> {
 
 /// Queries whose error (or answer) must read exactly as Prometheus 2.42's:
 /// syntax and semantic parse errors with their positions. Known differences,
-/// left out: regex errors are worded by Rust's `regex` (`x{a=~"("}`);
-/// 2.42 rejects `x[5]`, `+"a"` and `x @ 1e30`, which sonde accepts; some
-/// syntax errors after `@`, `offset` or inside matchers and numbers lack 2.42's
-/// context words (`x @ end`, `x{a}`, `1e`, `0x1g`).
+/// left out: regex errors are worded by Rust's `regex` (`x{a=~"("}`); unitless
+/// durations (`x[5]`, `x offset 5`) are seconds as in Prometheus 2.55 (whose
+/// test scripts use them), where 2.42 rejects them; some syntax errors after
+/// `@`, `offset` or inside matchers and numbers lack 2.42's context words
+/// (`x @ end`, `x{a}`, `1e`, `0x1g`).
 const PARSE_ERRORS: &[&str] = &[
     "rate(x)",
     "sum(rate(x))",
@@ -282,6 +283,24 @@ const PARSE_ERRORS: &[&str] = &[
     "x % bool y",
     "x[5m:1m]] ",
     "x{a=\"b\"}[5m][5m] + 1",
+    "+\"a\"",
+    "+x[5m]",
+    "x @ 1e30",
+    "x @ -1e30",
+    "x @ Inf",
+    "x @ NaN",
+    "x[5m] @ 1e20",
+    "+x",
+    "+1",
+    "x offset 5m",
+    "x[5m:]",
+    "x @ 100",
+    "x @ -100",
+    "-(+x)",
+    "x offset +5m",
+    "x offset - 5m",
+    "x @ +5",
+    "x @ - 5",
 ];
 
 const QUERIES: &[&str] = &[

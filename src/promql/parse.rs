@@ -207,6 +207,10 @@ mod tests {
             ("\"abc", "1:1: parse error: unterminated quoted string"),
             ("x[5m", "1:5: parse error: unclosed left bracket"),
             ("sum()", "1:1: parse error: no arguments for aggregate expression provided"),
+            ("+\"a\"", "1:1: parse error: unary expression only allowed on expressions of type scalar or instant vector, got \"string\""),
+            ("x @ 1e30", "1:1: parse error: timestamp out of bounds for @ modifier: 1000000000000000019884624838656.000000"),
+            ("x @ Inf", "1:1: parse error: timestamp out of bounds for @ modifier: +Inf"),
+            ("x offset +5m", "1:10: parse error: unexpected <op:+> in offset, expected duration"),
             // Renamed to the crate's name and back: names and positions as typed.
             ("holt_winters(x[5m], 0.5)", "1:1: parse error: expected 3 argument(s) in call to \"holt_winters\", got 2"),
             ("holt_winters(x[5m], 1, 1) + holt_winters(y, 1, 1)", "1:42: parse error: expected type range vector in call to function \"holt_winters\", got instant vector"),

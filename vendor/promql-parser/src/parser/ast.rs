@@ -486,9 +486,17 @@ impl TryFrom<f64> for AtModifier {
     type Error = String;
 
     fn try_from(secs: f64) -> Result<Self, Self::Error> {
-        let err_info = format!("timestamp out of bounds for @ modifier: {secs}");
+        // sonde: Prometheus' bounds and Go's `%f` spelling.
+        let shown = if secs.is_nan() {
+            "NaN".to_string()
+        } else if secs.is_infinite() {
+            if secs > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+        } else {
+            format!("{secs:.6}")
+        };
+        let err_info = format!("timestamp out of bounds for @ modifier: {shown}");
 
-        if secs.is_nan() || secs.is_infinite() || secs >= f64::MAX || secs <= f64::MIN {
+        if secs.is_nan() || secs.is_infinite() || secs >= i64::MAX as f64 || secs <= i64::MIN as f64 {
             return Err(err_info);
         }
         let milli = (secs * 1000f64).round().abs() as u64;
@@ -1174,6 +1182,17 @@ impl Expr {
     ) -> Result<Self, String> {
         let vs = VectorSelector::new(name, matchers);
         Ok(Self::VectorSelector(vs))
+    }
+
+    /// sonde: `+expr` is `expr`, for scalars and instant vectors only.
+    pub(crate) fn new_unary_plus(expr: Expr) -> Result<Self, String> {
+        match expr.value_type() {
+            ValueType::String | ValueType::Matrix => Err(format!(
+                "unary expression only allowed on expressions of type scalar or instant vector, got \"{}\"",
+                documented(expr.value_type())
+            )),
+            _ => Ok(expr),
+        }
     }
 
     pub(crate) fn new_unary_expr(expr: Expr) -> Result<Self, String> {

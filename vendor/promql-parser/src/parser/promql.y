@@ -389,7 +389,12 @@ paren_expr -> Result<Expr, String>:
  */
 offset_expr -> Result<Expr, String>:
                 expr OFFSET duration { $1?.offset_expr(Offset::Pos($3?)) }
-        |       expr OFFSET ADD duration { $1?.offset_expr(Offset::Pos($4?)) }
+        |       expr OFFSET ADD duration
+                {
+                        // sonde: 2.x has no `offset +`.
+                        let at = $3.map(|l| l.span().start()).unwrap_or($span.start());
+                        Err(located(at, "unexpected <op:+> in offset, expected duration"))
+                }
         |       expr OFFSET SUB duration { $1?.offset_expr(Offset::Neg($4?)) }
         |       expr OFFSET EOF { Err(located($span.end(), "unexpected end of input in offset, expected duration")) }
 ;
@@ -451,7 +456,7 @@ subquery_expr -> Result<Expr, String>:
  * Unary expressions.
  */
 unary_expr -> Result<Expr, String>:
-                ADD expr %prec MUL { $2 }
+                ADD expr %prec MUL { Expr::new_unary_plus($2?) }
         |       SUB expr %prec MUL { Expr::new_unary_expr($2?) }
 ;
 
@@ -690,6 +695,7 @@ duration -> Result<Duration, String>:
                 DURATION { parse_duration($lexer.span_str($span)) }
         |       NUMBER
                 {
+                        // Seconds, as from Prometheus 2.55 on (2.42 wants a unit).
                         let num = parse_str_radix($lexer.span_str($span))?;
                         Ok(Duration::from_secs_f64(num))
                 }
