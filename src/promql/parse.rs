@@ -219,4 +219,23 @@ mod tests {
             assert_eq!(e(q), want, "{q}");
         }
     }
+
+    proptest::proptest! {
+        /// Any text, PromQL-like or not (multi-byte characters included),
+        /// parses or gives a positioned error; placing errors never panics.
+        #[test]
+        fn every_error_has_a_position(
+            q in proptest::string::string_regex(
+                r#"(rate|sum|topk|holt_winters|by|bool|on|offset|@|x|"é"|[ (),\[\]{}+*<>=5m:#\n]|é|\PC){0,24}"#
+            ).unwrap()
+        ) {
+            if let Err(e) = parse(&q) {
+                let e = e.to_string();
+                let (pos, _) = e.split_once(": parse error: ").unwrap_or(("", ""));
+                let ok = pos.split(':').count() == 2
+                    && pos.split(':').all(|n| n.parse::<usize>().is_ok_and(|n| n > 0));
+                proptest::prop_assert!(ok, "{q:?}: {e}");
+            }
+        }
+    }
 }

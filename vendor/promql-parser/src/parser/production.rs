@@ -115,9 +115,8 @@ pub(crate) fn locate_binary<T>(
     })
 }
 
-/// Bytes of whitespace and `#` comments at the start of `s`.
-fn blank_len(s: &str) -> usize {
-    let b = s.as_bytes();
+/// Bytes of whitespace and `#` comments at the start of `b`.
+fn blank_len(b: &[u8]) -> usize {
     let mut i = 0;
     while i < b.len() {
         if b[i].is_ascii_whitespace() {
@@ -133,31 +132,37 @@ fn blank_len(s: &str) -> usize {
     i
 }
 
-/// Offset in `s` of the end of a word made of label-name characters at `i`.
-fn word_end(s: &[u8], mut i: usize) -> usize {
-    while i < s.len() && (s[i].is_ascii_alphanumeric() || s[i] == b'_' || s[i] == b':') {
+/// Offset in `b` of the end of a word made of label-name characters at `i`.
+fn word_end(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
         i += 1;
     }
     i
 }
 
+/// The ASCII word `b[i..w]` in lower case.
+fn word(b: &[u8], i: usize, w: usize) -> Vec<u8> {
+    b[i..w].to_ascii_lowercase()
+}
+
 /// Offset of the right-hand side in the text after a binary operator:
 /// past `bool`, `on`/`ignoring (...)`, `group_left`/`group_right [(...)]`.
+/// (Byte-wise throughout: no slicing of the text at non-boundaries.)
 fn rhs_offset(s: &str) -> usize {
     let b = s.as_bytes();
-    let mut i = blank_len(s);
+    let mut i = blank_len(b);
     loop {
         let w = word_end(b, i);
-        let word = s[i..w].to_ascii_lowercase();
-        match word.as_str() {
-            "bool" | "on" | "ignoring" | "group_left" | "group_right" => {
-                i = w + blank_len(&s[w..]);
-                if word != "bool" && b.get(i) == Some(&b'(') {
+        let kw = word(b, i, w);
+        match kw.as_slice() {
+            b"bool" | b"on" | b"ignoring" | b"group_left" | b"group_right" => {
+                i = w + blank_len(&b[w..]);
+                if kw != b"bool" && b.get(i) == Some(&b'(') {
                     while i < b.len() && b[i] != b')' {
                         i += 1;
                     }
                     i = (i + 1).min(b.len());
-                    i += blank_len(&s[i..]);
+                    i += blank_len(&b[i..]);
                 }
             }
             _ => return i,
@@ -170,13 +175,13 @@ fn rhs_offset(s: &str) -> usize {
 fn arg_offset(text: &str, n: usize) -> Option<usize> {
     let b = text.as_bytes();
     let mut i = 0;
-    let mut last_word = String::new();
+    let mut last_word = Vec::new();
     // Find the body's opening parenthesis.
     loop {
-        i += blank_len(&text[i..]);
+        i += blank_len(&b[i..]);
         let c = *b.get(i)?;
         if c == b'(' {
-            if last_word == "by" || last_word == "without" {
+            if last_word == b"by" || last_word == b"without" {
                 while i < b.len() && b[i] != b')' {
                     i += 1;
                 }
@@ -191,7 +196,7 @@ fn arg_offset(text: &str, n: usize) -> Option<usize> {
             i += 1;
             last_word.clear();
         } else {
-            last_word = text[i..w].to_ascii_lowercase();
+            last_word = word(b, i, w);
             i = w;
         }
     }
@@ -199,7 +204,7 @@ fn arg_offset(text: &str, n: usize) -> Option<usize> {
     let mut arg = 0;
     let mut depth = 0usize;
     i += 1;
-    let mut start = i + blank_len(&text[i..]);
+    let mut start = i + blank_len(b.get(i..).unwrap_or_default());
     while i < b.len() {
         match b[i] {
             b'"' | b'\'' | b'`' => {
@@ -226,7 +231,7 @@ fn arg_offset(text: &str, n: usize) -> Option<usize> {
                     break;
                 }
                 arg += 1;
-                start = i + 1 + blank_len(&text[i + 1..]);
+                start = i + 1 + blank_len(&b[i + 1..]);
             }
             _ => {}
         }
