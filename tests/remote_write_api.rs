@@ -400,3 +400,86 @@ fn remote_write_v2_and_form_posts() {
         serde_json::json!([{"__name__": "v2_metric", "job": "api"}])
     );
 }
+
+/// Remote write 1.0 exemplars and metadata: written beside the samples (the
+/// series twice, so the second time through the cached path), then served by
+/// /api/v1/query_exemplars and /api/v1/metadata as Prometheus serves them.
+#[test]
+fn remote_write_v1_exemplars_and_metadata() {
+    use prost::Message;
+    use sonde::remote::pb::{Exemplar, Label, MetricMetadata, Sample, TimeSeries, WriteRequest};
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_sonde(dir.path(), &[]);
+    let label = |n: &str, v: &str| Label {
+        name: n.into(),
+        value: v.into(),
+    };
+    let series = |t: i64, exemplar: bool| TimeSeries {
+        labels: vec![label("__name__", "req_total"), label("job", "api")],
+        samples: vec![Sample {
+            value: t as f64,
+            timestamp: t,
+        }],
+        exemplars: if exemplar {
+            vec![Exemplar {
+                labels: vec![label("trace_id", "abc123")],
+                value: 0.25,
+                timestamp: t,
+            }]
+        } else {
+            vec![]
+        },
+        histograms: vec![],
+    };
+    let plain = WriteRequest {
+        timeseries: vec![series(START, false)],
+        metadata: vec![],
+    };
+    let (c, b) = post_write(
+        &s.url(""),
+        sonde::remote::compress_snappy(&plain.encode_to_vec()),
+    );
+    assert_eq!(c, 204, "{b}");
+    let rich = WriteRequest {
+        timeseries: vec![series(START + 15_000, true)],
+        metadata: vec![MetricMetadata {
+            r#type: 1,
+            metric_family_name: "req_total".into(),
+            help: "Requests served.".into(),
+            unit: "".into(),
+        }],
+    };
+    let (c, b) = post_write(
+        &s.url(""),
+        sonde::remote::compress_snappy(&rich.encode_to_vec()),
+    );
+    assert_eq!(c, 204, "{b}");
+
+    let (c, v) = get_json(&s, "/api/v1/metadata?metric=req_total");
+    assert_eq!(c, 200, "{v}");
+    assert_eq!(
+        v["data"]["req_total"],
+        serde_json::json!([{"type": "counter", "help": "Requests served.", "unit": ""}]),
+        "{v}"
+    );
+    let (c, v) = get_json(
+        &s,
+        &format!(
+            "/api/v1/query_exemplars?query=req_total&start={}&end={}",
+            START / 1000,
+            START / 1000 + 60
+        ),
+    );
+    assert_eq!(c, 200, "{v}");
+    let data = v["data"].as_array().unwrap();
+    assert_eq!(data.len(), 1, "{v}");
+    assert_eq!(data[0]["seriesLabels"]["job"], "api", "{v}");
+    let ex = &data[0]["exemplars"][0];
+    assert_eq!(ex["labels"]["trace_id"], "abc123", "{v}");
+    assert_eq!(ex["value"], "0.25", "{v}");
+    assert_eq!(
+        series_count(&s, "req_total"),
+        1,
+        "both requests landed on one series"
+    );
+}

@@ -410,7 +410,32 @@ fn ingest_write(
     proto: Proto,
     body: &[u8],
 ) -> Result<IngestResult, Response> {
-    let raw = remote::decompress_snappy(body, MAX_DECODED_BODY).map_err(decode_error)?;
+    // The decoded body goes into a buffer this thread keeps: a fresh one per
+    // request (a few hundred KiB) costs page faults and zeroing each time.
+    let mut buf = RAW_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
+    let res = remote::decompress_snappy_into(body, MAX_DECODED_BODY, &mut buf)
+        .map_err(decode_error)
+        .and_then(|n| ingest_decoded(st, storage, proto, &buf[..n]));
+    if buf.len() <= MAX_KEPT_RAW_BUF {
+        RAW_BUF.with(|b| *b.borrow_mut() = buf);
+    }
+    res
+}
+
+thread_local! {
+    static RAW_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Largest decode buffer a thread keeps between requests.
+const MAX_KEPT_RAW_BUF: usize = 8 << 20;
+
+/// Appends a decompressed request, then commits it once.
+fn ingest_decoded(
+    st: &AppState,
+    storage: &Storage,
+    proto: Proto,
+    raw: &[u8],
+) -> Result<IngestResult, Response> {
     storage.series_cache.sweep(
         storage
             .db
@@ -425,7 +450,7 @@ fn ingest_write(
     // and looked up in the cache together; the rest are stored at once.
     let mut pending = Pending::default();
     let decoded = {
-        let mut each = tie_to(&raw, |s| {
+        let mut each = tie_to(raw, |s| {
             let key = s
                 .wire_key()
                 .unwrap_or_else(|| crate::storage::SeriesCache::key(s.labels().iter().copied()));
@@ -482,8 +507,8 @@ fn ingest_write(
             Ok(())
         });
         match proto {
-            Proto::V1 => remote::decode_write_v1_deferred(&raw, &limits, &mut each),
-            Proto::V2 => remote::decode_write_v2(&raw, &limits, &mut each),
+            Proto::V1 => remote::decode_write_v1_deferred(raw, &limits, &mut each),
+            Proto::V2 => remote::decode_write_v2(raw, &limits, &mut each),
         }
     };
     let decoded = decoded.and_then(|mut stats| {
@@ -502,8 +527,9 @@ fn ingest_write(
             return Err(decode_error(e));
         }
     };
-    if proto == Proto::V1 {
-        if let Ok(mds) = remote::decode_metadata_v1(&raw) {
+    // (The decoder counted the metadata entries: most requests have none.)
+    if proto == Proto::V1 && stats.metadata > 0 {
+        if let Ok(mds) = remote::decode_metadata_v1(raw) {
             for m in mds {
                 storage.metadata.add(
                     &m.family,

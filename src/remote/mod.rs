@@ -242,6 +242,21 @@ impl WriteStats {
 /// `max_decoded` the body is refused with [`RemoteError::TooLarge`] before any
 /// allocation. Corrupt input gives [`RemoteError::BadSnappy`].
 pub fn decompress_snappy(body: &[u8], max_decoded: usize) -> Result<Vec<u8>, RemoteError> {
+    let mut buf = Vec::new();
+    let n = decompress_snappy_into(body, max_decoded, &mut buf)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Like [`decompress_snappy`], into `buf`, whose first bytes it overwrites
+/// (it grows when too short, and is never shrunk, so a buffer kept across
+/// requests is neither reallocated nor zeroed again); returns the decoded
+/// length.
+pub fn decompress_snappy_into(
+    body: &[u8],
+    max_decoded: usize,
+    buf: &mut Vec<u8>,
+) -> Result<usize, RemoteError> {
     let declared = snappy_declared_len(body)?;
     if declared > max_decoded as u64 {
         return Err(RemoteError::TooLarge {
@@ -249,8 +264,13 @@ pub fn decompress_snappy(body: &[u8], max_decoded: usize) -> Result<Vec<u8>, Rem
             max: max_decoded,
         });
     }
+    // `declared <= max_decoded`, a usize.
+    let declared = declared as usize;
+    if buf.len() < declared {
+        buf.resize(declared, 0);
+    }
     snap::raw::Decoder::new()
-        .decompress_vec(body)
+        .decompress(body, &mut buf[..declared])
         .map_err(|e| RemoteError::BadSnappy(e.to_string()))
 }
 

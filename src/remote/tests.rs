@@ -545,6 +545,26 @@ proptest::proptest! {
 }
 
 #[test]
+fn snappy_into_a_reused_buffer() {
+    let long: Vec<u8> = (0..5000u32).map(|i| (i * 7) as u8).collect();
+    let short = b"a short body".to_vec();
+    let mut buf = Vec::new();
+    let n = decompress_snappy_into(&compress_snappy(&long), 1 << 20, &mut buf).unwrap();
+    assert_eq!(&buf[..n], &long[..]);
+    // A shorter body into the same buffer: its bytes, the old tail ignored.
+    let n = decompress_snappy_into(&compress_snappy(&short), 1 << 20, &mut buf).unwrap();
+    assert_eq!(&buf[..n], &short[..]);
+    assert_eq!(buf.len(), long.len(), "kept, not shrunk");
+    // Refused before growing the buffer.
+    let mut small = Vec::new();
+    assert!(matches!(
+        decompress_snappy_into(&compress_snappy(&long), 100, &mut small),
+        Err(RemoteError::TooLarge { .. })
+    ));
+    assert!(small.is_empty());
+}
+
+#[test]
 fn snappy_round_trip_and_limits() {
     let data = sample_request();
     let c = compress_snappy(&data);
