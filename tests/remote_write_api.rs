@@ -483,3 +483,50 @@ fn remote_write_v1_exemplars_and_metadata() {
         "both requests landed on one series"
     );
 }
+
+/// A request whose second series has a malformed label message is refused
+/// as a whole (400, nothing written), although its labels are parsed only
+/// late, because they are not cached; the new series before it is not
+/// written either.
+#[test]
+fn malformed_label_message_leaves_no_series() {
+    use prost::Message;
+    use sonde::remote::pb::{Label, Sample, TimeSeries};
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_sonde(dir.path(), &[]);
+    let good = TimeSeries {
+        labels: vec![Label {
+            name: "__name__".into(),
+            value: "fresh_metric".into(),
+        }],
+        samples: vec![Sample {
+            value: 1.0,
+            timestamp: START,
+        }],
+        exemplars: vec![],
+        histograms: vec![],
+    }
+    .encode_to_vec();
+    // A series whose one label's name claims 5 bytes but has 1.
+    let bad = vec![0x0a, 0x03, 0x0a, 0x05, b'a'];
+    let mut req = Vec::new();
+    for body in [&good, &bad] {
+        req.push(0x0a);
+        req.push(body.len() as u8);
+        req.extend_from_slice(body);
+    }
+    let (c, b) = post_write(&s.url(""), sonde::remote::compress_snappy(&req));
+    assert_eq!(c, 400, "{b}");
+    assert!(b.contains("malformed protobuf"), "{b}");
+    assert_eq!(series_count(&s, "fresh_metric"), 0);
+    let (c, v) = get_json(&s, "/api/v1/label/__name__/values");
+    assert_eq!(c, 200, "{v}");
+    assert!(
+        !v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "fresh_metric"),
+        "{v}"
+    );
+}

@@ -256,18 +256,32 @@ enum LabelSrc<'l, 'a> {
     Deferred(remote::DeferredLabels<'a>),
 }
 
-/// Label-set errors found when deferred labels were parsed: the error and
-/// the series' sample count, for [`remote::WriteStats::reject`].
-type Late = Vec<(RemoteError, usize)>;
+/// Label-set errors found when deferred labels were parsed: the error, the
+/// series' offset and its float and histogram sample counts, for
+/// [`remote::WriteStats::reject`].
+type Late = Vec<(RemoteError, usize, usize, usize)>;
 
-/// Decoded series waiting for the batched cache lookup: per series its key,
-/// its samples' and labels' ranges in the flat buffers, and its deferred
-/// labels if they are not parsed.
+/// One decoded series waiting for the batched cache lookup.
+struct PendingSeries<'a> {
+    key: u128,
+    /// Its samples' and labels' ranges in the flat buffers.
+    samples: Span,
+    labels: Span,
+    histograms: usize,
+    /// Its labels, when not parsed yet.
+    deferred: Option<remote::DeferredLabels<'a>>,
+}
+
+/// Decoded series waiting for the batched cache lookup.
 #[derive(Default)]
 struct Pending<'a> {
-    series: Vec<(u128, Span, Span, Option<remote::DeferredLabels<'a>>)>,
+    series: Vec<PendingSeries<'a>>,
     samples: Vec<(i64, f64)>,
     labels: Vec<(&'a str, &'a str)>,
+    /// Deferred labels parsed for a flush, and per series its range in it
+    /// (`Some(Err(()))`: its labels were rejected).
+    resolved: Vec<(&'a str, &'a str)>,
+    resolved_at: Vec<Option<Result<Span, ()>>>,
     /// Parsed deferred labels (one series at a time).
     scratch: Vec<(&'a str, &'a str)>,
     late: Late,
@@ -278,45 +292,82 @@ impl<'a> Pending<'a> {
         let (s0, l0) = (self.samples.len(), self.labels.len());
         self.samples.extend_from_slice(s.samples());
         self.labels.extend_from_slice(s.labels());
-        self.series.push((
+        self.series.push(PendingSeries {
             key,
-            (s0, self.samples.len()),
-            (l0, self.labels.len()),
-            s.deferred_labels(),
-        ));
+            samples: (s0, self.samples.len()),
+            labels: (l0, self.labels.len()),
+            histograms: s.histograms(),
+            deferred: s.deferred_labels(),
+        });
+    }
+
+    fn clear(&mut self) {
+        self.series.clear();
+        self.samples.clear();
+        self.labels.clear();
+        self.resolved.clear();
+        self.resolved_at.clear();
     }
 
     /// Appends everything collected, in order, and empties the buffers. An
     /// error is a malformed label message found late: the request is bad.
+    /// The labels of the series not cached are parsed before anything is
+    /// appended, so that such a request leaves no trace (not even a series).
     fn flush(
         &mut self,
         app: &mut sonde_engine::Appender,
         st: &AppState,
         storage: &Storage,
         out: &mut Outcome,
+        limits: &remote::Limits,
     ) -> Result<(), RemoteError> {
         if self.series.is_empty() {
             return Ok(());
         }
-        let keys: Vec<u128> = self.series.iter().map(|d| d.0).collect();
+        let keys: Vec<u128> = self.series.iter().map(|p| p.key).collect();
         let handles = storage.series_cache.get_many(&keys);
+        for (p, h) in self.series.iter().zip(&handles) {
+            let mut at = None;
+            if let (None, Some(d)) = (h, p.deferred) {
+                match d.resolve(limits, &mut self.scratch) {
+                    Ok(()) => {
+                        let r0 = self.resolved.len();
+                        self.resolved.extend_from_slice(&self.scratch);
+                        at = Some(Ok((r0, self.resolved.len())));
+                    }
+                    Err(e @ RemoteError::BadProtobuf { .. }) => {
+                        self.clear();
+                        return Err(e);
+                    }
+                    Err(e) => {
+                        let n = p.samples.1 - p.samples.0;
+                        self.late.push((e, d.at(), n, p.histograms));
+                        at = Some(Err(()));
+                    }
+                }
+            }
+            self.resolved_at.push(at);
+        }
         let mut res = Ok(());
-        for (&(key, (s0, s1), (l0, l1), deferred), h) in self.series.iter().zip(handles) {
-            let src = match deferred {
-                Some(d) => LabelSrc::Deferred(d),
-                None => LabelSrc::Ready(&self.labels[l0..l1]),
+        for ((p, h), resolved) in self.series.iter().zip(&handles).zip(&self.resolved_at) {
+            let src = match (resolved, p.deferred) {
+                // Rejected: nothing of it is appended.
+                (Some(Err(())), _) => continue,
+                (Some(Ok((r0, r1))), _) => LabelSrc::Ready(&self.resolved[*r0..*r1]),
+                (None, Some(d)) => LabelSrc::Deferred(d),
+                (None, None) => LabelSrc::Ready(&self.labels[p.labels.0..p.labels.1]),
             };
             let r = append_series(
                 app,
                 st,
                 storage,
                 out,
-                key,
+                p.key,
                 h.as_ref(),
-                &self.samples[s0..s1],
+                &self.samples[p.samples.0..p.samples.1],
+                p.histograms,
                 src,
-                &mut self.scratch,
-                &mut self.late,
+                (&mut self.scratch, &mut self.late, limits),
                 false,
             );
             if let Err(e) = r {
@@ -324,9 +375,7 @@ impl<'a> Pending<'a> {
                 break;
             }
         }
-        self.series.clear();
-        self.samples.clear();
-        self.labels.clear();
+        self.clear();
         res
     }
 }
@@ -344,9 +393,9 @@ fn append_series<'a>(
     key: u128,
     handle: Option<&sonde_engine::SeriesHandle>,
     samples: &[(i64, f64)],
+    histograms: usize,
     labels: LabelSrc<'_, 'a>,
-    scratch: &mut Vec<(&'a str, &'a str)>,
-    late: &mut Late,
+    (scratch, late, limits): (&mut Vec<(&'a str, &'a str)>, &mut Late, &remote::Limits),
     want_labels: bool,
 ) -> Result<Option<Labels>, RemoteError> {
     let mut samples = samples;
@@ -370,11 +419,11 @@ fn append_series<'a>(
     }
     let pairs = match labels {
         LabelSrc::Ready(l) => l,
-        LabelSrc::Deferred(d) => match d.resolve(&remote::Limits::default(), scratch) {
+        LabelSrc::Deferred(d) => match d.resolve(limits, scratch) {
             Ok(()) => &scratch[..],
             Err(e @ RemoteError::BadProtobuf { .. }) => return Err(e),
             Err(e) => {
-                late.push((e, samples.len()));
+                late.push((e, d.at(), samples.len(), histograms));
                 return Ok(None);
             }
         },
@@ -460,7 +509,7 @@ fn ingest_decoded(
                 return Ok(());
             }
             // Wire order is kept: the series collected so far go first.
-            pending.flush(&mut app, st, storage, &mut out)?;
+            pending.flush(&mut app, st, storage, &mut out, &limits)?;
             let h = storage.series_cache.with(key, |h| h.clone());
             // (The decoder parses the labels of series with exemplars.)
             let Some(labels) = append_series(
@@ -471,9 +520,9 @@ fn ingest_decoded(
                 key,
                 h.as_ref(),
                 s.samples(),
+                s.histograms(),
                 LabelSrc::Ready(s.labels()),
-                &mut pending.scratch,
-                &mut pending.late,
+                (&mut pending.scratch, &mut pending.late, &limits),
                 true,
             )?
             else {
@@ -512,9 +561,10 @@ fn ingest_decoded(
         }
     };
     let decoded = decoded.and_then(|mut stats| {
-        pending.flush(&mut app, st, storage, &mut out)?;
-        for (e, n) in pending.late.drain(..) {
-            stats.reject(e, n, &limits);
+        pending.flush(&mut app, st, storage, &mut out, &limits)?;
+        for (e, at, n, h) in pending.late.drain(..) {
+            out.histograms = out.histograms.saturating_sub(h as u64);
+            stats.reject(e, at, n, h, &limits);
         }
         Ok(stats)
     });

@@ -146,7 +146,7 @@ pub async fn exemplars(State(st): State<Arc<AppState>>, p: super::Params) -> Api
     // Grafana probes with millisecond timestamps; any finite float is accepted.
     let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
     let storage = st.storage()?;
-    let expr = promql_parser::parser::parse(&query)
+    let expr = crate::promql::parse::parse(&query)
         .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))?;
     let mut sets: Vec<Vec<Matcher>> = Vec::new();
     collect_selectors(&expr, &mut sets)?;

@@ -207,18 +207,34 @@ pub struct WriteStats {
     pub rejected_samples: usize,
     /// The first [`Limits::max_reported_errors`] validation errors.
     pub errors: Vec<RemoteError>,
+    /// The byte offset in the request of each error's series.
+    pub error_at: Vec<usize>,
 }
 
 impl WriteStats {
     /// Moves a series that was handed to the callback over to the rejected
-    /// ones (for errors from [`DeferredLabels::resolve`]).
-    pub fn reject(&mut self, error: RemoteError, samples: usize, limits: &Limits) {
+    /// ones (for errors from [`DeferredLabels::resolve`]): `at` is its byte
+    /// offset in the request ([`DeferredLabels::at`]), so that the errors
+    /// kept are the first ones in request order, as if found while decoding.
+    pub fn reject(
+        &mut self,
+        error: RemoteError,
+        at: usize,
+        samples: usize,
+        histograms: usize,
+        limits: &Limits,
+    ) {
         self.series = self.series.saturating_sub(1);
         self.samples = self.samples.saturating_sub(samples);
+        self.histograms = self.histograms.saturating_sub(histograms);
         self.rejected_series += 1;
-        self.rejected_samples += samples;
-        if self.errors.len() < limits.max_reported_errors {
-            self.errors.push(error);
+        self.rejected_samples += samples + histograms;
+        let k = self.error_at.partition_point(|&a| a <= at);
+        if k < limits.max_reported_errors {
+            self.errors.insert(k, error);
+            self.error_at.insert(k, at);
+            self.errors.truncate(limits.max_reported_errors);
+            self.error_at.truncate(limits.max_reported_errors);
         }
     }
 
@@ -329,9 +345,9 @@ pub fn fuzz_write(data: &[u8]) {
 type OwnedSeries = (Vec<(String, String)>, Vec<(i64, u64)>, usize);
 
 /// What a 1.0 request decodes to, for comparing decoders: the series, the
-/// stats' counts and the rendered errors (sorted), or `None` when the
+/// stats' counts and the rendered errors (in order), or `None` when the
 /// request is malformed.
-type Decoded = Option<(Vec<OwnedSeries>, [usize; 4], Vec<String>)>;
+type Decoded = Option<(Vec<OwnedSeries>, [usize; 5], Vec<String>)>;
 
 fn owned_series(labels: &[(&str, &str)], s: &SeriesRef<'_>) -> OwnedSeries {
     (
@@ -346,11 +362,11 @@ fn owned_series(labels: &[(&str, &str)], s: &SeriesRef<'_>) -> OwnedSeries {
 
 fn decoded(r: Result<WriteStats, RemoteError>, series: Vec<OwnedSeries>) -> Decoded {
     let st = r.ok()?;
-    let mut errors: Vec<String> = st.errors.iter().map(|e| e.to_string()).collect();
-    errors.sort();
+    let errors: Vec<String> = st.errors.iter().map(|e| e.to_string()).collect();
     let counts = [
         st.series,
         st.samples,
+        st.histograms,
         st.rejected_series,
         st.rejected_samples,
     ];
@@ -360,39 +376,42 @@ fn decoded(r: Result<WriteStats, RemoteError>, series: Vec<OwnedSeries>) -> Deco
 /// Asserts that [`decode_write_v1_deferred`], with every deferred label set
 /// resolved, says exactly what [`decode_write_v1`] says of `buf`.
 pub fn check_deferred_v1(buf: &[u8]) {
-    let limits = Limits {
-        max_reported_errors: usize::MAX,
-        ..Limits::default()
-    };
-    let mut eager = Vec::new();
-    let r = decode_write_v1(buf, &limits, |s| {
-        eager.push(owned_series(s.labels(), s));
-        Ok(())
-    });
-    let eager = decoded(r, eager);
+    // Every error kept, and only the first: either way the same ones.
+    for max_reported_errors in [usize::MAX, 1] {
+        let limits = Limits {
+            max_reported_errors,
+            ..Limits::default()
+        };
+        let mut eager = Vec::new();
+        let r = decode_write_v1(buf, &limits, |s| {
+            eager.push(owned_series(s.labels(), s));
+            Ok(())
+        });
+        let eager = decoded(r, eager);
 
-    let mut lazy = Vec::new();
-    let mut late = Vec::new();
-    let mut scratch = Vec::new();
-    let r = decode_write_v1_deferred(buf, &limits, |s| {
-        match s.deferred_labels() {
-            None => lazy.push(owned_series(s.labels(), s)),
-            Some(d) => match d.resolve(&limits, &mut scratch) {
-                Ok(()) => lazy.push(owned_series(&scratch, s)),
-                Err(e @ RemoteError::BadProtobuf { .. }) => return Err(e),
-                Err(e) => late.push((e, s.samples().len() + s.histograms())),
-            },
-        }
-        Ok(())
-    });
-    let r = r.map(|mut st| {
-        for (e, n) in late {
-            st.reject(e, n, &limits);
-        }
-        st
-    });
-    let lazy = decoded(r, lazy);
-    assert_eq!(eager, lazy, "deferred 1.0 decoding differs from eager");
+        let mut lazy = Vec::new();
+        let mut late = Vec::new();
+        let mut scratch = Vec::new();
+        let r = decode_write_v1_deferred(buf, &limits, |s| {
+            match s.deferred_labels() {
+                None => lazy.push(owned_series(s.labels(), s)),
+                Some(d) => match d.resolve(&limits, &mut scratch) {
+                    Ok(()) => lazy.push(owned_series(&scratch, s)),
+                    Err(e @ RemoteError::BadProtobuf { .. }) => return Err(e),
+                    Err(e) => late.push((e, d.at(), s.samples().len(), s.histograms())),
+                },
+            }
+            Ok(())
+        });
+        let r = r.map(|mut st| {
+            for (e, at, n, h) in late {
+                st.reject(e, at, n, h, &limits);
+            }
+            st
+        });
+        let lazy = decoded(r, lazy);
+        assert_eq!(eager, lazy, "deferred 1.0 decoding differs from eager");
+    }
 }
 
 /// Longest label value rendered in error messages, in characters.

@@ -45,6 +45,8 @@ struct RawSeries {
     labels: Vec<RawLabel>,
     #[prost(message, repeated, tag = "2")]
     samples: Vec<pb::Sample>,
+    #[prost(message, repeated, tag = "4")]
+    histograms: Vec<pb::Histogram>,
 }
 #[derive(Clone, PartialEq, prost::Message)]
 struct RawReq {
@@ -66,9 +68,47 @@ fn raw(labels: &[(&[u8], &[u8])]) -> Vec<u8> {
                 value: 1.0,
                 timestamp: 5,
             }],
+            histograms: vec![],
         }],
     }
     .encode_to_vec()
+}
+
+/// Series of every kind in one request (valid, invalid UTF-8 with a
+/// histogram, duplicate names, empty, valid again): deferred decoding, with
+/// late rejections merged by position, counts and reports exactly as eager
+/// decoding does, whether all errors are kept or only the first.
+#[test]
+fn deferred_rejections_count_and_order_as_eager() {
+    let series = |labels: &[(&[u8], &[u8])], histograms: usize| RawSeries {
+        labels: labels
+            .iter()
+            .map(|(n, v)| RawLabel {
+                name: n.to_vec(),
+                value: v.to_vec(),
+            })
+            .collect(),
+        samples: vec![pb::Sample {
+            value: 1.0,
+            timestamp: 5,
+        }],
+        histograms: vec![pb::Histogram { timestamp: 5 }; histograms],
+    };
+    let req = RawReq {
+        timeseries: vec![
+            series(&[(b"a", b"b")], 0),
+            series(&[(b"a", b"\xff")], 1),
+            series(&[], 2),
+            series(&[(b"c", b"1"), (b"c", b"2")], 0),
+            series(&[(b"a", b"c")], 1),
+        ],
+    }
+    .encode_to_vec();
+    check_deferred_v1(&req);
+    let (got, stats) = collect_v1(&req);
+    assert_eq!(got.len(), 2);
+    assert_eq!((stats.rejected_series, stats.rejected_samples), (3, 6));
+    assert_eq!((stats.samples, stats.histograms), (2, 1));
 }
 
 fn reject_one(buf: &[u8], limits: &Limits) -> RemoteError {

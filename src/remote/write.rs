@@ -131,9 +131,16 @@ pub struct DeferredLabels<'a> {
     buf: &'a [u8],
     lo: usize,
     hi: usize,
+    /// Offset of the series in the request.
+    at: usize,
 }
 
 impl<'a> DeferredLabels<'a> {
+    /// The series' byte offset in the request (for [`WriteStats::reject`]).
+    pub fn at(&self) -> usize {
+        self.at
+    }
+
     /// Parses and validates the labels exactly as [`decode_write_v1`] would
     /// have, into `out` (cleared first; sorted, unique, empty values dropped).
     ///
@@ -384,6 +391,7 @@ impl<'a> SeriesRef<'a> {
                     buf,
                     lo: span_lo,
                     hi: span_hi,
+                    at: body.offset(),
                 });
                 return Ok(Ok(()));
             }
@@ -760,6 +768,7 @@ fn settle<'a, F>(
     stats: &mut WriteStats,
     limits: &Limits,
     f: &mut F,
+    at: usize,
     render: impl FnOnce() -> (String, usize),
 ) -> Result<(), RemoteError>
 where
@@ -779,6 +788,7 @@ where
             if stats.errors.len() < limits.max_reported_errors {
                 let (series, nsym) = render();
                 stats.errors.push(to_error(issue, series, limits, nsym));
+                stats.error_at.push(at);
             }
             Ok(())
         }
@@ -843,7 +853,10 @@ where
                 let sp = p.sub()?;
                 let res = s.parse_v1(buf, sp, limits, defer)?;
                 let body = &buf[sp.offset()..p.offset()];
-                settle(&s, res, &mut stats, limits, &mut f, || (render_v1(body), 0))?;
+                let at = sp.offset();
+                settle(&s, res, &mut stats, limits, &mut f, at, || {
+                    (render_v1(body), 0)
+                })?;
             }
             3 => {
                 expect(&p, field, wt, WT_LEN)?;
@@ -896,10 +909,12 @@ where
     while !p.at_end() {
         let (field, wt) = p.key()?;
         if field == 5 && wt == WT_LEN {
-            let res = s.parse_v2(p.sub()?, &symbols, limits)?;
+            let sp = p.sub()?;
+            let at = sp.offset();
+            let res = s.parse_v2(sp, &symbols, limits)?;
             let refs = &s.refs;
             let syms = &symbols;
-            settle(&s, res, &mut stats, limits, &mut f, || {
+            settle(&s, res, &mut stats, limits, &mut f, at, || {
                 (render_v2(refs, syms), syms.len())
             })?;
         } else {
