@@ -301,6 +301,9 @@ const PARSE_ERRORS: &[&str] = &[
     "x offset - 5m",
     "x @ +5",
     "x @ - 5",
+    "sum by (a # ) (y\n) (x[5m])",
+    "x + on(a # )\n) y[5m]",
+    "topk(\n # a, b\n x, y)",
 ];
 
 const QUERIES: &[&str] = &[

@@ -211,6 +211,10 @@ mod tests {
             ("x @ 1e30", "1:1: parse error: timestamp out of bounds for @ modifier: 1000000000000000019884624838656.000000"),
             ("x @ Inf", "1:1: parse error: timestamp out of bounds for @ modifier: +Inf"),
             ("x offset +5m", "1:10: parse error: unexpected <op:+> in offset, expected duration"),
+            // Comments inside label lists and argument lists are skipped.
+            ("sum by (a # ) (y\n) (x[5m])", "2:4: parse error: expected type instant vector in aggregation expression, got range vector"),
+            ("x + on(a # )\n) y[5m]", "2:3: parse error: binary expression must contain only scalar and instant vector types"),
+            ("topk(\n # a, b\n x, y)", "3:2: parse error: expected type scalar in aggregation parameter, got instant vector"),
             // Renamed to the crate's name and back: names and positions as typed.
             ("holt_winters(x[5m], 0.5)", "1:1: parse error: expected 3 argument(s) in call to \"holt_winters\", got 2"),
             ("holt_winters(x[5m], 1, 1) + holt_winters(y, 1, 1)", "1:42: parse error: expected type range vector in call to function \"holt_winters\", got instant vector"),

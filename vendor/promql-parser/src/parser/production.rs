@@ -132,6 +132,21 @@ fn blank_len(b: &[u8]) -> usize {
     i
 }
 
+/// Offset just past the `)` closing a label list opened at `b[i]` (`#`
+/// comments inside skipped), or the end of `b`.
+fn group_end(b: &[u8], mut i: usize) -> usize {
+    while i < b.len() && b[i] != b')' {
+        if b[i] == b'#' {
+            while i < b.len() && b[i] != b'\n' {
+                i += 1;
+            }
+        } else {
+            i += 1;
+        }
+    }
+    (i + 1).min(b.len())
+}
+
 /// Offset in `b` of the end of a word made of label-name characters at `i`.
 fn word_end(b: &[u8], mut i: usize) -> usize {
     while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':') {
@@ -158,10 +173,7 @@ fn rhs_offset(s: &str) -> usize {
             b"bool" | b"on" | b"ignoring" | b"group_left" | b"group_right" => {
                 i = w + blank_len(&b[w..]);
                 if kw != b"bool" && b.get(i) == Some(&b'(') {
-                    while i < b.len() && b[i] != b')' {
-                        i += 1;
-                    }
-                    i = (i + 1).min(b.len());
+                    i = group_end(b, i);
                     i += blank_len(&b[i..]);
                 }
             }
@@ -182,10 +194,7 @@ fn arg_offset(text: &str, n: usize) -> Option<usize> {
         let c = *b.get(i)?;
         if c == b'(' {
             if last_word == b"by" || last_word == b"without" {
-                while i < b.len() && b[i] != b')' {
-                    i += 1;
-                }
-                i += 1;
+                i = group_end(b, i);
                 last_word.clear();
                 continue;
             }
