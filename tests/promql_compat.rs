@@ -178,9 +178,9 @@ fn dataset(start: i64, steps: usize) -> Vec<sonde::remote::pb::SeriesInput> {
 /// syntax and semantic parse errors with their positions. Known differences,
 /// left out: regex errors are worded by Rust's `regex` (`x{a=~"("}`); unitless
 /// durations (`x[5]`, `x offset 5`) are seconds as in Prometheus 2.55 (whose
-/// test scripts use them), where 2.42 rejects them; some syntax errors after
-/// `@`, `offset` or inside matchers and numbers lack 2.42's context words
-/// (`x @ end`, `x{a}`, `1e`, `0x1g`).
+/// test scripts use them), where 2.42 rejects them; some syntax errors inside
+/// matchers and numbers lack 2.42's context words (`x{a}`, `1e`, `0x1g`);
+/// 2.42 names a second `@` oddly (`unexpected "<Item 57385>" <op:@>`).
 const PARSE_ERRORS: &[&str] = &[
     "rate(x)",
     "sum(rate(x))",
@@ -304,6 +304,22 @@ const PARSE_ERRORS: &[&str] = &[
     "sum by (a # ) (y\n) (x[5m])",
     "x + on(a # )\n) y[5m]",
     "topk(\n # a, b\n x, y)",
+    "x @ end",
+    "x @ foo()",
+    "rate(x[5m]) offset -",
+    "x @ start",
+    "x @ end()",
+    "x @ start(",
+    "x offset -",
+    "x offset - foo",
+    "x offset offset",
+    "sum(x) offset",
+    "x @ start() offset",
+    "x offset 5m @",
+    "x @ 5 offset",
+    "x @ \"a\"",
+    "x offset \"a\"",
+    "x @ - end()",
 ];
 
 const QUERIES: &[&str] = &[

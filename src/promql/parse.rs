@@ -211,6 +211,9 @@ mod tests {
             ("x @ 1e30", "1:1: parse error: timestamp out of bounds for @ modifier: 1000000000000000019884624838656.000000"),
             ("x @ Inf", "1:1: parse error: timestamp out of bounds for @ modifier: +Inf"),
             ("x offset +5m", "1:10: parse error: unexpected <op:+> in offset, expected duration"),
+            ("x @ end", "1:8: parse error: unexpected end of input in @, expected timestamp"),
+            ("x @ foo()", "1:5: parse error: unexpected identifier \"foo\" in @, expected timestamp"),
+            ("x offset -", "1:11: parse error: unexpected end of input in offset, expected duration"),
             // Comments inside label lists and argument lists are skipped.
             ("sum by (a # ) (y\n) (x[5m])", "2:4: parse error: expected type instant vector in aggregation expression, got range vector"),
             ("x + on(a # )\n) y[5m]", "2:3: parse error: binary expression must contain only scalar and instant vector types"),

@@ -22,7 +22,7 @@ pub fn parse(input: &str) -> Result<Expr, String> {
             let (res, errs) = crate::promql_y::parse(&lexer);
             match res {
                 Some(r) => r,
-                None => Err(describe_errors(input, &errs)),
+                None => Err(describe_errors(input, &lexer, &errs)),
             }
         }
     }
@@ -33,8 +33,37 @@ pub fn parse(input: &str) -> Result<Expr, String> {
 /// promql query").
 use crate::parser::production::located;
 
+/// sonde: `" in @, expected timestamp"` or `" in offset, expected duration"`
+/// when the tokens before byte `before` are an `@` (and maybe `start`/`end`
+/// or a sign)
+/// or an `offset` (and maybe `-`), as Prometheus' parser says; else "".
+fn modifier_context(
+    lexer: &dyn lrpar::NonStreamingLexer<lrlex::DefaultLexerTypes<u16>>,
+    before: usize,
+) -> &'static str {
+    use crate::parser::token::{T_ADD, T_AT, T_END, T_OFFSET, T_START, T_SUB};
+    use lrpar::Lexeme as _;
+    let (mut prev2, mut prev1) = (None, None);
+    for l in lexer.iter().flatten() {
+        // The faulty token and the end-of-input token start at `before`.
+        if l.span().start() >= before {
+            break;
+        }
+        prev2 = prev1;
+        prev1 = Some(l.tok_id());
+    }
+    match (prev2, prev1) {
+        (_, Some(T_AT)) | (Some(T_AT), Some(T_START | T_END | T_ADD | T_SUB)) => {
+            " in @, expected timestamp"
+        }
+        (_, Some(T_OFFSET)) | (Some(T_OFFSET), Some(T_SUB)) => " in offset, expected duration",
+        _ => "",
+    }
+}
+
 fn describe_errors(
     input: &str,
+    lexer: &dyn lrpar::NonStreamingLexer<lrlex::DefaultLexerTypes<u16>>,
     errs: &[lrpar::LexParseError<u16, lrlex::DefaultLexerTypes<u16>>],
 ) -> String {
     use crate::parser::token::{
@@ -49,8 +78,12 @@ fn describe_errors(
         let lx = pe.lexeme();
         let span = lx.span();
         let (start, end) = (span.start(), span.end());
-        if lx.faulty() || start >= input.len() || end > input.len() || start == end {
-            return located(input.len(), "unexpected end of input");
+        // Prometheus names the modifier being read (its `unexpected(context, expected)`).
+        let at_end = lx.faulty() || start >= input.len() || end > input.len() || start == end;
+        let before = if at_end { input.len() } else { start };
+        let context = modifier_context(lexer, before);
+        if at_end {
+            return located(input.len(), format!("unexpected end of input{context}"));
         }
         let text = &input[start..end];
         let what = match lx.tok_id() {
@@ -65,7 +98,7 @@ fn describe_errors(
             id if id > T_KEYWORDS_START && id < T_KEYWORDS_END => format!("<{text}>"),
             _ => format!("{text:?}"),
         };
-        return located(start, format!("unexpected {what}"));
+        return located(start, format!("unexpected {what}{context}"));
     }
     String::from(INVALID_QUERY_INFO)
 }
