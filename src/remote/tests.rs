@@ -54,33 +54,10 @@ struct RawReq {
     timeseries: Vec<RawSeries>,
 }
 
-fn raw(labels: &[(&[u8], &[u8])]) -> Vec<u8> {
-    RawReq {
-        timeseries: vec![RawSeries {
-            labels: labels
-                .iter()
-                .map(|(n, v)| RawLabel {
-                    name: n.to_vec(),
-                    value: v.to_vec(),
-                })
-                .collect(),
-            samples: vec![pb::Sample {
-                value: 1.0,
-                timestamp: 5,
-            }],
-            histograms: vec![],
-        }],
-    }
-    .encode_to_vec()
-}
-
-/// Series of every kind in one request (valid, invalid UTF-8 with a
-/// histogram, duplicate names, empty, valid again): deferred decoding, with
-/// late rejections merged by position, counts and reports exactly as eager
-/// decoding does, whether all errors are kept or only the first.
-#[test]
-fn deferred_rejections_count_and_order_as_eager() {
-    let series = |labels: &[(&[u8], &[u8])], histograms: usize| RawSeries {
+/// A series with raw label bytes (may be invalid UTF-8), one sample and
+/// `histograms` histogram samples.
+fn raw_series(labels: &[(&[u8], &[u8])], histograms: usize) -> RawSeries {
+    RawSeries {
         labels: labels
             .iter()
             .map(|(n, v)| RawLabel {
@@ -93,14 +70,29 @@ fn deferred_rejections_count_and_order_as_eager() {
             timestamp: 5,
         }],
         histograms: vec![pb::Histogram { timestamp: 5 }; histograms],
-    };
+    }
+}
+
+fn raw(labels: &[(&[u8], &[u8])]) -> Vec<u8> {
+    RawReq {
+        timeseries: vec![raw_series(labels, 0)],
+    }
+    .encode_to_vec()
+}
+
+/// Series of every kind in one request (valid, invalid UTF-8 with a
+/// histogram, duplicate names, empty, valid again): deferred decoding, with
+/// late rejections merged by position, counts and reports exactly as eager
+/// decoding does, whether all errors are kept or only the first.
+#[test]
+fn deferred_rejections_count_and_order_as_eager() {
     let req = RawReq {
         timeseries: vec![
-            series(&[(b"a", b"b")], 0),
-            series(&[(b"a", b"\xff")], 1),
-            series(&[], 2),
-            series(&[(b"c", b"1"), (b"c", b"2")], 0),
-            series(&[(b"a", b"c")], 1),
+            raw_series(&[(b"a", b"b")], 0),
+            raw_series(&[(b"a", b"\xff")], 1),
+            raw_series(&[], 2),
+            raw_series(&[(b"c", b"1"), (b"c", b"2")], 0),
+            raw_series(&[(b"a", b"c")], 1),
         ],
     }
     .encode_to_vec();

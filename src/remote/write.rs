@@ -156,16 +156,7 @@ impl<'a> DeferredLabels<'a> {
         out.clear();
         let body = self.buf.get(self.lo..self.hi).unwrap_or_default();
         let mut raw = Vec::new();
-        let mut p = Pb::new(body, self.lo);
-        while !p.at_end() {
-            let (f, wt) = p.key()?;
-            if f == 1 {
-                expect(&p, f, wt, WT_LEN)?;
-                raw.push(read_label_range(p.sub()?)?);
-            } else {
-                p.skip(f, wt)?;
-            }
-        }
+        read_label_ranges(Pb::new(body, self.lo), &mut raw)?;
         convert_v1(&raw, self.buf, limits, out)
             .and_then(|()| finish(out))
             .map_err(|issue| to_error(issue, render_v1(body), limits, 0))
@@ -398,15 +389,7 @@ impl<'a> SeriesRef<'a> {
             // Rare (exemplars, or a series rejected anyway): parsed in full
             // now, so that a malformed label message fails the request just
             // as in eager decoding.
-            let mut q = body;
-            while !q.at_end() {
-                let (f, wt) = q.key()?;
-                if f == 1 {
-                    self.raw.push(read_label_range(q.sub()?)?);
-                } else {
-                    q.skip(f, wt)?;
-                }
-            }
+            read_label_ranges(body, &mut self.raw)?;
         }
         if nlabels > limits.max_labels {
             return Ok(Err(Issue::TooMany(nlabels)));
@@ -635,6 +618,24 @@ fn read_label(mut p: Pb<'_>) -> Result<(&[u8], &[u8]), WireErr> {
         }
     }
     Ok((n, v))
+}
+
+/// Reads the label fields (1) of a 1.0 `TimeSeries` body, or of a part of
+/// one, as ranges (see [`read_label_range`]); other fields are skipped.
+fn read_label_ranges(
+    mut p: Pb<'_>,
+    out: &mut Vec<(usize, usize, usize, usize)>,
+) -> Result<(), WireErr> {
+    while !p.at_end() {
+        let (f, wt) = p.key()?;
+        if f == 1 {
+            expect(&p, f, wt, WT_LEN)?;
+            out.push(read_label_range(p.sub()?)?);
+        } else {
+            p.skip(f, wt)?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads a `Label {name=1, value=2}` message as absolute byte ranges
