@@ -77,7 +77,7 @@ pub(crate) fn write_head_block(
             chunk::decode(Encoding::Xor, &c.data, &mut ts, &mut vs)?;
         }
         if !d.open.is_empty() && d.open.max_t() >= min_t && d.open.min_t() < max_t {
-            chunk::decode(Encoding::Xor, d.open.bytes(), &mut ts, &mut vs)?;
+            chunk::decode(Encoding::Xor, &d.open.to_vec(), &mut ts, &mut vs)?;
         }
         let mut merged = false;
         for (&t, &v) in d.ooo.range(min_t..max_t) {

@@ -99,16 +99,17 @@ impl SeriesData {
             return;
         }
         // The next chunk of a series is usually about as big as the last one.
-        let next =
-            XorAppender::with_capacity(self.open.bytes().len() + self.open.bytes().len() / 8 + 8);
+        let len = self.open.encoded_len();
+        let next = XorAppender::with_capacity(len + len / 8 + 8);
         let open = std::mem::replace(&mut self.open, next);
         if self.chunks.len() == self.chunks.capacity() {
             self.chunks.reserve_exact((self.chunks.len() / 2).max(1));
         }
+        let (min_t, max_t) = (open.min_t(), open.max_t());
         self.chunks.push(HeadChunk {
-            data: Arc::from(open.bytes()),
-            min_t: open.min_t(),
-            max_t: open.max_t(),
+            data: Arc::from(open.into_vec()),
+            min_t,
+            max_t,
         });
     }
 }
@@ -731,7 +732,7 @@ fn checkpoint_part(series: &[Arc<MemSeries>], compact: bool) -> Result<Vec<Vec<u
                 chunk::decode(Encoding::Xor, &c.data, &mut ts, &mut vs)?;
             }
             if !d.open.is_empty() {
-                chunk::decode(Encoding::Xor, d.open.bytes(), &mut ts, &mut vs)?;
+                chunk::decode(Encoding::Xor, &d.open.to_vec(), &mut ts, &mut vs)?;
             }
             for (cts, cvs) in ts
                 .chunks(chunk::MAX_COLD_SAMPLES)
@@ -748,7 +749,7 @@ fn checkpoint_part(series: &[Arc<MemSeries>], compact: bool) -> Result<Vec<Vec<u
                 chunks.push((s.sref, Encoding::Xor as u8, c.data.clone()));
             }
             if !d.open.is_empty() {
-                chunks.push((s.sref, Encoding::Xor as u8, Arc::from(d.open.bytes())));
+                chunks.push((s.sref, Encoding::Xor as u8, Arc::from(d.open.to_vec())));
             }
         }
         for (&t, &v) in &d.ooo {
@@ -798,7 +799,7 @@ fn in_chunks(d: &SeriesData, t: i64) -> bool {
             return true;
         }
     }
-    !d.open.is_empty() && t >= d.open.min_t() && t <= d.open.max_t() && check(d.open.bytes())
+    !d.open.is_empty() && t >= d.open.min_t() && t <= d.open.max_t() && check(&d.open.to_vec())
 }
 
 /// A weak hold on a head series, for callers that append to the same series

@@ -281,7 +281,7 @@ impl Querier {
                     .collect();
                 if !d.open.is_empty() && overlaps(d.open.min_t(), d.open.max_t()) {
                     chunks.push(ChunkRef {
-                        data: ChunkData::Mem(Arc::from(d.open.bytes())),
+                        data: ChunkData::Mem(Arc::from(d.open.to_vec())),
                         min_t: d.open.min_t(),
                         max_t: d.open.max_t(),
                         deleted: deleted.clone(),

@@ -1,69 +1,77 @@
 //! Bit- and varint-level helpers shared by the chunk encodings.
 //!
-//! [`BitWriter`] keeps its output as a plain byte vector whose last byte may be
-//! partially filled, so the bytes are a valid prefix of the stream at any moment
-//! (the head exposes an appending chunk while it grows). [`BitReader`] is a
+//! [`BitWriter`] keeps its output as a byte vector plus up to 63 pending bits,
+//! and copies out a valid prefix of the stream at any moment (the head
+//! exposes an appending chunk while it grows). [`BitReader`] is a
 //! 64-bit buffered reader that refills up to 7 bytes at a time; every read is
 //! bounds checked and returns `None` past the end of the data instead of
 //! panicking.
 
 /// Appends bits, most significant first, to a byte vector.
+///
+/// The last up to 63 bits wait in a word inside the writer and go to the
+/// vector 8 bytes at a time: a head appends one sample at a time to each of
+/// thousands of open chunks, and touching a chunk's buffer for every sample
+/// costs a cache miss each time. [`BitWriter::copy_to`] gives the bytes
+/// written so far, the last one zero-padded: a valid prefix of the stream.
 #[derive(Clone, Debug, Default)]
 pub struct BitWriter {
+    /// Whole bytes written so far.
     buf: Vec<u8>,
-    /// Number of unused low bits in the last byte of `buf` (0..=7).
-    free: u32,
+    /// Pending bits, left aligned; the bits below `pending` are zero.
+    acc: u64,
+    /// Number of pending bits (0..=63).
+    pending: u32,
 }
 
 impl BitWriter {
-    /// A writer that appends to `buf` (which must end on a byte boundary).
+    /// A writer that appends to `buf` (its bytes come first in the output).
     pub fn from_vec(buf: Vec<u8>) -> Self {
-        BitWriter { buf, free: 0 }
+        BitWriter {
+            buf,
+            acc: 0,
+            pending: 0,
+        }
     }
 
-    /// The bytes written so far; the last byte is zero-padded.
-    pub fn bytes(&self) -> &[u8] {
-        &self.buf
+    /// Number of output bytes so far (the last one possibly partial).
+    pub fn byte_len(&self) -> usize {
+        self.buf.len() + self.pending.div_ceil(8) as usize
     }
 
-    /// Mutable access to the underlying bytes (for patching headers).
-    pub fn bytes_mut(&mut self) -> &mut [u8] {
-        &mut self.buf
+    /// Appends the bytes written so far to `out`; the last byte is zero-padded.
+    pub fn copy_to(&self, out: &mut Vec<u8>) {
+        out.reserve(self.byte_len());
+        out.extend_from_slice(&self.buf);
+        out.extend_from_slice(&self.acc.to_be_bytes()[..self.pending.div_ceil(8) as usize]);
     }
 
-    /// Consumes the writer, returning the bytes.
-    pub fn into_vec(self) -> Vec<u8> {
+    /// Consumes the writer, returning the bytes (the last one zero-padded).
+    pub fn into_vec(mut self) -> Vec<u8> {
+        let tail = self.pending.div_ceil(8) as usize;
+        self.buf.extend_from_slice(&self.acc.to_be_bytes()[..tail]);
         self.buf
     }
 
-    /// Total number of bits written, including any byte-aligned prefix.
+    /// Total number of bits written, including the bytes given to `from_vec`.
     pub fn bit_len(&self) -> usize {
-        self.buf.len() * 8 - self.free as usize
+        self.buf.len() * 8 + self.pending as usize
     }
 
-    /// Makes room for `n` more bytes, growing by half rather than doubling:
-    /// a head holds one open chunk per series, so slack adds up.
+    /// Moves a full word of bits to the vector, growing it by half rather
+    /// than doubling: a head holds one open chunk per series, so slack adds up.
     #[inline]
-    fn reserve(&mut self, n: usize) {
-        if self.buf.capacity() - self.buf.len() < n {
-            self.buf.reserve_exact((self.buf.len() / 2).max(n).max(32));
+    fn flush_word(&mut self, word: u64) {
+        if self.buf.capacity() - self.buf.len() < 8 {
+            self.buf.reserve_exact((self.buf.len() / 2).max(32));
         }
+        self.buf.extend_from_slice(&word.to_be_bytes());
     }
 
     /// Appends a single bit.
     #[inline]
     pub fn write_bit(&mut self, bit: bool) {
-        if self.free == 0 {
-            self.reserve(1);
-            self.buf.push(0);
-            self.free = 8;
-        }
-        self.free -= 1;
-        if bit {
-            if let Some(last) = self.buf.last_mut() {
-                *last |= 1 << self.free;
-            }
-        }
+        self.write_bits(u64::from(bit), 1);
     }
 
     /// Appends the low `n` bits of `v` (`n <= 64`), most significant first.
@@ -73,34 +81,32 @@ impl BitWriter {
         if n == 0 {
             return;
         }
-        self.reserve(9);
-        // Left-align the n bits in a u64.
-        let mut v = v << (64 - n);
-        let mut n = n;
-        if self.free > 0 {
-            let take = self.free.min(n);
-            let bits = (v >> (64 - take)) as u8;
-            self.free -= take;
-            if let Some(last) = self.buf.last_mut() {
-                *last |= bits << self.free;
-            }
-            n -= take;
-            v = v.checked_shl(take).unwrap_or(0);
-        }
-        if n > 0 {
-            // The rest, left-aligned in `v` with zeros below: its whole bytes
-            // in one copy, the last one zero-padded.
-            let nbytes = n.div_ceil(8);
-            self.buf
-                .extend_from_slice(&v.to_be_bytes()[..nbytes as usize]);
-            self.free = nbytes * 8 - n;
+        let v = if n >= 64 { v } else { v & ((1u64 << n) - 1) };
+        // 1..=64 bits of room.
+        let room = 64 - self.pending;
+        if n < room {
+            self.acc |= v << (room - n);
+            self.pending += n;
+        } else {
+            // The word fills up: its last `room` bits are the top of `v`,
+            // the other `rest` (0..=63) bits of `v` start the next one.
+            let rest = n - room;
+            let word = self.acc | (v >> rest);
+            self.flush_word(word);
+            self.acc = if rest == 0 { 0 } else { v << (64 - rest) };
+            self.pending = rest;
         }
     }
 
-    /// Appends whole bytes; only valid while byte aligned.
+    /// Appends whole bytes.
     pub fn write_aligned(&mut self, bytes: &[u8]) {
-        debug_assert_eq!(self.free, 0);
-        self.buf.extend_from_slice(bytes);
+        if self.pending == 0 {
+            self.buf.extend_from_slice(bytes);
+        } else {
+            for &b in bytes {
+                self.write_bits(u64::from(b), 8);
+            }
+        }
     }
 }
 
@@ -300,7 +306,12 @@ mod tests {
                 total += n as usize;
                 prop_assert_eq!(w.bit_len(), total);
             }
+            let mut copy = Vec::new();
+            w.copy_to(&mut copy);
+            prop_assert_eq!(copy.len(), w.byte_len());
             let bytes = w.into_vec();
+            prop_assert_eq!(&copy, &bytes);
+            prop_assert_eq!(bytes.len(), total.div_ceil(8));
             let mut r = BitReader::new(&bytes);
             for &(v, n) in &items {
                 let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };

@@ -191,11 +191,20 @@ mod tests {
         fn appender_matches_encode_xor((ts, vs) in arb_series()) {
             let mut a = XorAppender::new();
             let mut ok = true;
-            for (&t, &v) in ts.iter().zip(&vs) {
+            for (i, (&t, &v)) in ts.iter().zip(&vs).enumerate() {
                 if a.append(t, v).is_err() { ok = false; break; }
+                // Every prefix copied out is a whole chunk of exactly the
+                // samples so far (pending bits and count included).
+                let (mut dt, mut dv) = (Vec::new(), Vec::new());
+                decode_xor(&a.to_vec(), &mut dt, &mut dv).expect("decode prefix");
+                prop_assert_eq!(&dt[..], &ts[..=i]);
+                prop_assert_eq!(a.to_vec().len(), a.encoded_len());
+                let bits: Vec<u64> = dv.iter().map(|v| v.to_bits()).collect();
+                let want: Vec<u64> = vs[..=i].iter().map(|v| v.to_bits()).collect();
+                prop_assert_eq!(bits, want);
             }
             if ok {
-                prop_assert_eq!(a.bytes(), &encode_xor(&ts, &vs).expect("encode")[..]);
+                prop_assert_eq!(a.to_vec(), encode_xor(&ts, &vs).expect("encode"));
             }
         }
 
