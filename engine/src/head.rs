@@ -48,19 +48,21 @@ pub(crate) struct HeadChunk {
     pub max_t: i64,
 }
 
-/// A series' samples and state, behind its mutex.
+/// A series' samples and state, behind its mutex (hot fields first, see
+/// [`MemSeries`]).
+#[repr(C)]
 pub(crate) struct SeriesData {
-    pub chunks: Vec<HeadChunk>,
-    pub open: XorAppender,
-    pub last_t: i64,
-    pub last_v: f64,
-    /// Out-of-order samples accepted within the window.
-    pub ooo: BTreeMap<i64, f64>,
-    /// Deleted intervals (inclusive).
-    pub deleted: Vec<(i64, i64)>,
     /// Set (under this lock) when garbage collection took the series out of
     /// the head: a [`SeriesHandle`] that still reaches it must not append.
     pub removed: bool,
+    pub last_t: i64,
+    pub last_v: f64,
+    pub open: XorAppender,
+    /// Out-of-order samples accepted within the window.
+    pub ooo: BTreeMap<i64, f64>,
+    pub chunks: Vec<HeadChunk>,
+    /// Deleted intervals (inclusive).
+    pub deleted: Vec<(i64, i64)>,
 }
 
 impl SeriesData {
@@ -188,12 +190,19 @@ impl HashStripe {
 }
 
 /// An in-memory series.
+///
+/// The fields an append touches come first, in declaration order (`repr(C)`,
+/// here and in [`SeriesData`], [`XorAppender`] and its bit writer): a push
+/// request touches one sample of each of thousands of series, and each cache
+/// line of a series it reads is a likely miss. Left to the compiler, the
+/// `removed` flag alone sat on a line of its own at the end.
+#[repr(C)]
 pub(crate) struct MemSeries {
     pub sref: SeriesRef,
-    pub labels: Labels,
     /// Whether a WAL series record for it is known to be written.
     logged: AtomicBool,
     pub data: Mutex<SeriesData>,
+    pub labels: Labels,
 }
 
 /// What to do with a validated sample.

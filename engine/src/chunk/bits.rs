@@ -15,13 +15,14 @@
 /// costs a cache miss each time. [`BitWriter::copy_to`] gives the bytes
 /// written so far, the last one zero-padded: a valid prefix of the stream.
 #[derive(Clone, Debug, Default)]
+#[repr(C)]
 pub struct BitWriter {
-    /// Whole bytes written so far.
-    buf: Vec<u8>,
     /// Pending bits, left aligned; the bits below `pending` are zero.
     acc: u64,
     /// Number of pending bits (0..=63).
     pending: u32,
+    /// Whole bytes written so far.
+    buf: Vec<u8>,
 }
 
 impl BitWriter {

@@ -17,16 +17,20 @@ pub const MAX_XOR_SAMPLES: usize = u16::MAX as usize;
 const FILE: &str = "chunk";
 
 /// Appendable Gorilla chunk used by the in-memory head.
+///
+/// Fields in the order an append touches them (`repr(C)`): the head keeps
+/// thousands of these and appends one sample to each in turn.
 #[derive(Clone, Debug)]
+#[repr(C)]
 pub struct XorAppender {
-    w: BitWriter,
-    n: usize,
     t: i64,
-    min_t: i64,
-    t_delta: i64,
     v: u64,
+    t_delta: i64,
+    n: usize,
     leading: u8,
     trailing: u8,
+    w: BitWriter,
+    min_t: i64,
 }
 
 impl Default for XorAppender {
