@@ -530,3 +530,60 @@ fn malformed_label_message_leaves_no_series() {
         "{v}"
     );
 }
+
+/// A request mixing refused and valid samples: the valid ones are written,
+/// the answer is 400 naming the first refused sample in request order (the
+/// checks run at commit, which goes through the series in another order),
+/// with the count of all refused ones.
+#[test]
+fn refused_samples_are_named_in_request_order_and_the_rest_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_sonde(dir.path(), &[]);
+    let base = s.url("");
+    let l = |name: &str| vec![("__name__".to_string(), name.to_string())];
+    // Created in this order, so the head's refs go x < y.
+    let first = vec![
+        (l("rej_x"), vec![(START + 60_000, 1.0)]),
+        (l("rej_y"), vec![(START + 60_000, 1.0)]),
+    ];
+    assert_eq!(remote_write(&base, &first).0, 204);
+    let second = vec![
+        (l("rej_new"), vec![(START, 5.0)]),
+        // A duplicate: same time, another value.
+        (l("rej_y"), vec![(START + 60_000, 2.0)]),
+        // Out of order, then a valid sample of the same series.
+        (l("rej_x"), vec![(START, 3.0), (START + 75_000, 4.0)]),
+        // The same sample again: accepted, nothing new.
+        (l("rej_y"), vec![(START + 60_000, 1.0)]),
+        (l("rej_y"), vec![(START + 90_000, 6.0)]),
+    ];
+    let (code, msg) = remote_write(&base, &second);
+    assert_eq!(code, 400, "{msg}");
+    assert!(
+        msg.contains("duplicate"),
+        "the first in request order: {msg}"
+    );
+    assert!(msg.contains("rej_y"), "{msg}");
+    assert!(msg.contains("(2 samples rejected in all)"), "{msg}");
+    let read = |name: &str| {
+        let got = remote_read(&s, name, START - 1, START + 100_000);
+        assert_eq!(got.len(), 1, "{name}");
+        got[0].1.clone()
+    };
+    let bits = |v: f64| v.to_bits();
+    assert_eq!(read("rej_new"), [(START, bits(5.0))]);
+    assert_eq!(
+        read("rej_x"),
+        [(START + 60_000, bits(1.0)), (START + 75_000, bits(4.0))]
+    );
+    assert_eq!(
+        read("rej_y"),
+        [(START + 60_000, bits(1.0)), (START + 90_000, bits(6.0))]
+    );
+    // Sent again as it is: everything is now a duplicate or out of order,
+    // but the same samples again are not errors.
+    let (code, msg) = remote_write(&base, &second[2..3]);
+    assert_eq!(code, 400, "{msg}");
+    assert!(msg.contains("out of order"), "{msg}");
+    assert!(!msg.contains("rejected in all"), "one refused: {msg}");
+}

@@ -830,8 +830,16 @@ impl SeriesHandle {
         SeriesHandle(Arc::downgrade(s))
     }
 
+    /// The series, held for [`Appender::append_held`], unless it is gone
+    /// from memory.
+    #[inline]
+    pub fn hold(&self) -> Option<HeldSeries> {
+        self.0.upgrade().map(HeldSeries)
+    }
+
     /// False once the series is gone from memory (some handle-holder may
     /// still see `true` for a removed series until its last appender ends).
+    #[inline]
     pub fn is_live(&self) -> bool {
         self.0.strong_count() > 0
     }
@@ -849,8 +857,42 @@ impl SeriesHandle {
 pub struct Appender {
     head: Arc<Head>,
     samples: Vec<(Arc<MemSeries>, i64, f64)>,
+    /// Per sample, the caller's tag if its checks wait for commit
+    /// ([`Appender::append_held`]), else [`CHECKED`].
+    tags: Vec<u32>,
     pending_last: IntMap<(i64, f64)>,
+    /// Samples with deferred checks that the last commit refused.
+    rejected: Vec<(u32, Error)>,
     scratch: CommitScratch,
+}
+
+/// The tag of a sample checked when it was appended.
+const CHECKED: u32 = u32::MAX;
+
+/// A strong hold on a head series for one batch: appending through it
+/// ([`Appender::append_held`]) needs no lookup and no lock until commit.
+#[derive(Clone)]
+pub struct HeldSeries(Arc<MemSeries>);
+
+impl HeldSeries {
+    /// A weak handle to cache for later batches.
+    pub fn handle(&self) -> SeriesHandle {
+        SeriesHandle::new(&self.0)
+    }
+}
+
+impl std::fmt::Debug for HeldSeries {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// What one pass of [`Appender::commit`] found.
+enum Pass {
+    Done,
+    /// These samples' series had been garbage-collected before they were
+    /// held (see [`Appender::append_held`]): nothing was applied.
+    Removed(Vec<usize>),
 }
 
 /// Buffers `commit` reuses.
@@ -867,7 +909,9 @@ impl Appender {
         Appender {
             head,
             samples: Vec::new(),
+            tags: Vec::new(),
             pending_last: IntMap::default(),
+            rejected: Vec::new(),
             scratch: CommitScratch::default(),
         }
     }
@@ -938,7 +982,37 @@ impl Appender {
             self.pending_last.insert(s.sref, (t, v));
         }
         self.samples.push((s, t, v));
+        self.tags.push(CHECKED);
         Ok(())
+    }
+
+    /// The series with these labels (created if new), held for
+    /// [`Appender::append_held`].
+    pub fn hold(&self, labels: &Labels) -> Result<HeldSeries> {
+        self.head.get_or_create(labels, None).map(HeldSeries)
+    }
+
+    /// Adds a sample whose checks wait for [`Appender::commit`]: nothing is
+    /// looked up or locked now. A sample the commit refuses (out of order,
+    /// too old, a duplicate, out of bounds) does not fail the batch: it is
+    /// left out and listed, with `tag`, in [`Appender::rejected`]. A series
+    /// garbage-collected before it was held is found again by its labels.
+    ///
+    /// Samples appended with [`Appender::append`] and its kind are still
+    /// checked at once; mixing both in one batch is fine, but a sample checked
+    /// at once does not see the deferred ones before it.
+    ///
+    /// `tag` must be less than `u32::MAX`.
+    pub fn append_held(&mut self, s: HeldSeries, t: i64, v: f64, tag: u32) {
+        debug_assert!(tag != CHECKED);
+        self.samples.push((s.0, t, v));
+        self.tags.push(tag.min(CHECKED - 1));
+    }
+
+    /// The samples with deferred checks that the last commit left out, with
+    /// their tags and the reasons, in no particular order.
+    pub fn rejected(&self) -> &[(u32, Error)] {
+        &self.rejected
     }
 
     /// Samples the appender's buffers hold room for.
@@ -959,6 +1033,7 @@ impl Appender {
     /// Discards everything appended since the last commit.
     pub fn rollback(&mut self) {
         self.samples.clear();
+        self.tags.clear();
         self.pending_last.clear();
     }
 
@@ -966,13 +1041,29 @@ impl Appender {
     pub fn commit(&mut self) -> Result<()> {
         let result = self.commit_inner();
         self.samples.clear();
+        self.tags.clear();
         self.pending_last.clear();
         result
     }
 
     fn commit_inner(&mut self) -> Result<()> {
+        loop {
+            match self.commit_pass()? {
+                Pass::Done => return Ok(()),
+                Pass::Removed(at) => {
+                    for k in at {
+                        let fresh = self.head.get_or_create(&self.samples[k].0.labels, None)?;
+                        self.samples[k].0 = fresh;
+                    }
+                }
+            }
+        }
+    }
+
+    fn commit_pass(&mut self) -> Result<Pass> {
+        self.rejected.clear();
         if self.samples.is_empty() {
-            return Ok(());
+            return Ok(Pass::Done);
         }
         let head = &*self.head;
         let scratch = &mut self.scratch;
@@ -982,6 +1073,14 @@ impl Appender {
         order.extend(0..self.samples.len());
         order.sort_by_key(|&i| self.samples[i].0.sref);
         let order = &*order;
+        // Plain reads of every series first, so that their cache misses
+        // overlap: the locks below are atomic operations, each of which
+        // waits for the misses before it.
+        let mut warm = 0usize;
+        for &k in order {
+            warm += usize::from(self.samples[k].0.data.is_locked());
+        }
+        std::hint::black_box(warm);
         let mut guards = Vec::new();
         let verdicts = &mut scratch.verdicts;
         verdicts.clear();
@@ -994,16 +1093,29 @@ impl Appender {
                 j += 1;
             }
             let g = s.data.lock();
+            if g.removed {
+                // Only a sample held, not checked, can get here (a checked
+                // one was seen live under this lock while held since).
+                return Ok(Pass::Removed(order[i..j].to_vec()));
+            }
             let (mut last_t, mut last_v) = (g.last_t, g.last_v);
             let mut extra_ooo: BTreeMap<i64, f64> = BTreeMap::new();
             for &k in &order[i..j] {
                 let (_, t, v) = self.samples[k];
-                let verdict = if extra_ooo.is_empty() {
-                    head.validate(s, last_t, last_v, &g.ooo, t, v)?
+                let checked = if extra_ooo.is_empty() {
+                    head.validate(s, last_t, last_v, &g.ooo, t, v)
                 } else {
                     let mut merged = g.ooo.clone();
                     merged.extend(extra_ooo.iter());
-                    head.validate(s, last_t, last_v, &merged, t, v)?
+                    head.validate(s, last_t, last_v, &merged, t, v)
+                };
+                let verdict = match checked {
+                    Ok(verdict) => verdict,
+                    Err(e) if self.tags[k] != CHECKED => {
+                        self.rejected.push((self.tags[k], e));
+                        Verdict::Ignore
+                    }
+                    Err(e) => return Err(e),
                 };
                 match verdict {
                     Verdict::Append => {
@@ -1017,7 +1129,7 @@ impl Appender {
                 }
                 verdicts[k] = verdict;
             }
-            guards.push((s.clone(), g));
+            guards.push((s, g));
             i = j;
         }
 
@@ -1049,7 +1161,9 @@ impl Appender {
             let z = record::compress(samples_buf);
             let samples_rec: &[u8] = z.as_deref().unwrap_or(samples_buf);
             if series_buf.is_empty() {
-                wal.log(&[samples_rec])?;
+                if !refs.is_empty() {
+                    wal.log(&[samples_rec])?;
+                }
             } else {
                 wal.log(&[&series_buf, samples_rec])?;
             }
@@ -1086,7 +1200,7 @@ impl Appender {
         head.counters
             .samples_appended
             .fetch_add(n, Ordering::Relaxed);
-        Ok(())
+        Ok(Pass::Done)
     }
 }
 
@@ -1120,6 +1234,104 @@ mod tests {
         st.remove(7, 3);
         st.remove(7, 2);
         assert!(st.one.is_empty() && st.more.is_empty());
+    }
+
+    /// What garbage collection does to a series, without its check that
+    /// nothing else holds it: the state a holder sees when it won the race
+    /// between that check and the removal.
+    fn remove_ignoring_holders(head: &Head, sref: SeriesRef) {
+        let s = head.series_by_ref(sref).unwrap();
+        let h = s.labels.hash64();
+        s.data.lock().removed = true;
+        head.by_ref[(sref as usize) % STRIPES].write().remove(&sref);
+        head.by_hash[(h as usize) % STRIPES].write().remove(h, sref);
+        head.postings.write().remove(&[(sref, s.labels.clone())]);
+    }
+
+    fn head() -> Arc<Head> {
+        Arc::new(Head::new(HeadOptions {
+            block_range_ms: 7_200_000,
+            ooo_window_ms: 0,
+            chunk_samples: 120,
+        }))
+    }
+
+    fn samples_of(head: &Head, name: &str) -> Vec<(SeriesRef, Vec<i64>, Vec<f64>)> {
+        head.select(&[Matcher::eq("__name__", name)])
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let d = s.data.lock();
+                let (mut ts, mut vs) = (Vec::new(), Vec::new());
+                for c in &d.chunks {
+                    chunk::decode(Encoding::Xor, &c.data, &mut ts, &mut vs).unwrap();
+                }
+                chunk::decode(Encoding::Xor, &d.open.to_vec(), &mut ts, &mut vs).unwrap();
+                (s.sref, ts, vs)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn held_samples_are_checked_at_commit_and_refusals_listed_by_tag() {
+        let head = head();
+        let l = Labels::new([("__name__", "x")]).unwrap();
+        let mut app = Appender::new(head.clone());
+        let h = app.append_get(&l, 2000, 2.0).unwrap();
+        app.commit().unwrap();
+        assert!(app.rejected().is_empty());
+        let mut app = Appender::new(head.clone());
+        app.append_held(h.hold().unwrap(), 1000, 1.0, 10); // out of order
+        app.append_held(h.hold().unwrap(), 2000, 9.0, 11); // duplicate time
+        app.append_held(h.hold().unwrap(), 2000, 2.0, 12); // same sample: ignored
+        app.append_held(h.hold().unwrap(), 3000, 3.0, 13);
+        app.append_held(h.hold().unwrap(), 3000, 3.5, 14); // duplicate within the batch
+        app.append(&l, 4000, 4.0).unwrap(); // checked at once, mixed in
+        app.append_held(h.hold().unwrap(), i64::MAX - 1, 5.0, 15); // out of bounds
+        app.commit().unwrap();
+        let mut rej: Vec<(u32, String)> = app
+            .rejected()
+            .iter()
+            .map(|(t, e)| (*t, format!("{e:?}")))
+            .collect();
+        rej.sort();
+        let tags: Vec<u32> = rej.iter().map(|r| r.0).collect();
+        assert_eq!(tags, [10, 11, 14, 15], "{rej:?}");
+        assert!(rej[0].1.starts_with("OutOfOrder"), "{rej:?}");
+        assert!(rej[1].1.starts_with("DuplicateSample"), "{rej:?}");
+        assert!(rej[2].1.starts_with("DuplicateSample"), "{rej:?}");
+        assert!(rej[3].1.starts_with("OutOfBounds"), "{rej:?}");
+        let got = samples_of(&head, "x");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].1, [2000, 3000, 4000]);
+        assert_eq!(got[0].2, [2.0, 3.0, 4.0]);
+        // The next commit starts a new list.
+        let mut app2 = Appender::new(head.clone());
+        app2.append_held(h.hold().unwrap(), 5000, 5.0, 1);
+        app2.commit().unwrap();
+        assert!(app2.rejected().is_empty());
+    }
+
+    #[test]
+    fn a_held_series_removed_before_it_was_held_is_found_again_by_labels() {
+        let head = head();
+        let l = Labels::new([("__name__", "x"), ("a", "1")]).unwrap();
+        let mut app = Appender::new(head.clone());
+        let h = app.append_get(&l, 1000, 1.0).unwrap();
+        app.commit().unwrap();
+        let held = h.hold().unwrap();
+        let old = held.0.sref;
+        remove_ignoring_holders(&head, old);
+        assert!(samples_of(&head, "x").is_empty());
+        let mut app = Appender::new(head.clone());
+        app.append_held(held.clone(), 2000, 2.0, 0);
+        app.append_held(held, 3000, 3.0, 1);
+        app.commit().unwrap();
+        assert!(app.rejected().is_empty());
+        let got = samples_of(&head, "x");
+        assert_eq!(got.len(), 1);
+        assert_ne!(got[0].0, old, "a new series");
+        assert_eq!(got[0].1, [2000, 3000]);
     }
 
     #[test]

@@ -28,7 +28,7 @@ pub mod workload;
 
 pub use db::{Db, DbStats, OpenReport, Options, DAY_MS, HOUR_MS};
 pub use error::{Error, Result};
-pub use head::{Appender, SeriesHandle, SeriesRef};
+pub use head::{Appender, HeldSeries, SeriesHandle, SeriesRef};
 pub use labels::{Label, Labels, MatchType, Matcher};
 pub use query::{Querier, SampleIter, Series};
 pub use wal::SyncMode;

@@ -15,6 +15,8 @@ mod rules;
 mod status;
 mod targets;
 
+pub use push::ingest_remote_write;
+
 use crate::server::AppState;
 use axum::body::Bytes;
 use axum::extract::{Request, State};

@@ -8,6 +8,7 @@
 //! an unknown content type or encoding; 503 with `Retry-After` only for
 //! transient storage failures (disk full), so senders retry exactly those.
 
+use crate::metrics::Metrics;
 use crate::remote::{self, RemoteError};
 use crate::server::AppState;
 use crate::storage::{Exemplar, MetricMetadata, Storage};
@@ -95,6 +96,12 @@ struct Outcome {
     histograms: u64,
     rejected: u64,
     first_rejection: Option<String>,
+    /// Remote write: the request position of `first_rejection` (rejections
+    /// are found in two passes, see `remote_write_rejections`).
+    first_at: u32,
+    /// Remote write: float samples handed to the appender so far, the
+    /// position (tag) of the next one.
+    seq: u32,
 }
 
 impl Outcome {
@@ -102,6 +109,15 @@ impl Outcome {
         self.rejected += 1;
         if self.first_rejection.is_none() {
             self.first_rejection = Some(msg);
+        }
+    }
+
+    /// A rejection at a request position: the first in request order is kept.
+    fn reject_at(&mut self, at: u32, msg: String) {
+        self.rejected += 1;
+        if self.first_rejection.is_none() || at < self.first_at {
+            self.first_rejection = Some(msg);
+            self.first_at = at;
         }
     }
 }
@@ -112,12 +128,10 @@ enum CommitError {
     Fatal(String),
 }
 
-fn commit(st: &AppState, app: &mut sonde_engine::Appender) -> Result<(), CommitError> {
+fn commit(m: &Metrics, app: &mut sonde_engine::Appender) -> Result<(), CommitError> {
     let started = Instant::now();
     let r = app.commit();
-    st.metrics
-        .commit_duration
-        .observe(started.elapsed().as_secs_f64());
+    m.commit_duration.observe(started.elapsed().as_secs_f64());
     r.map_err(|e| match e {
         e @ sonde_engine::Error::DiskFull { .. } => CommitError::Retry(e.to_string()),
         e => CommitError::Fatal(e.to_string()),
@@ -131,16 +145,32 @@ fn append(
     t: i64,
     v: f64,
     out: &mut Outcome,
-    st: &AppState,
+    m: &Metrics,
 ) {
     match app.append(labels, t, v) {
         Ok(_) => out.samples += 1,
-        Err(e) => rejected(e, out, st),
+        Err(e) => rejected(e, out, m),
     }
 }
 
 /// Counts a refused sample by reason and keeps the first message.
-fn rejected(e: sonde_engine::Error, out: &mut Outcome, st: &AppState) {
+fn rejected(e: sonde_engine::Error, out: &mut Outcome, m: &Metrics) {
+    let msg = count_rejection(&e, m);
+    out.reject(msg);
+}
+
+/// Counts the refusals of the remote-write samples whose checks waited for
+/// the commit (all of them: see `append_series`), at their positions.
+fn remote_write_rejections(app: &sonde_engine::Appender, out: &mut Outcome, m: &Metrics) {
+    for (at, e) in app.rejected() {
+        out.samples = out.samples.saturating_sub(1);
+        let msg = count_rejection(e, m);
+        out.reject_at(*at, msg);
+    }
+}
+
+/// Counts a refused sample in the metrics by reason; returns the message.
+fn count_rejection(e: &sonde_engine::Error, m: &Metrics) -> String {
     use sonde_engine::Error as E;
     let reason = match &e {
         E::OutOfOrder { .. } => "out_of_order",
@@ -149,8 +179,8 @@ fn rejected(e: sonde_engine::Error, out: &mut Outcome, st: &AppState) {
         E::OutOfBounds { .. } => "out_of_bounds",
         _ => "invalid",
     };
-    st.metrics.rejected_samples.add(&[("reason", reason)], 1);
-    out.reject(e.to_string());
+    m.rejected_samples.add(&[("reason", reason)], 1);
+    e.to_string()
 }
 
 /// `POST /api/v1/write`
@@ -187,16 +217,47 @@ async fn remote_write_inner(st: Arc<AppState>, headers: HeaderMap, body: Bytes) 
     // millisecond of work) is ingested right here: handing it to the blocking
     // pool costs two thread switches, a tenth of its CPU. Big ones go there.
     let res = if body.len() <= INLINE_BODY {
-        Ok(ingest_write(&st, &storage, proto, &body))
+        Ok(ingest_write(&st.metrics, &storage, proto, &body))
     } else {
         let st2 = st.clone();
-        tokio::task::spawn_blocking(move || ingest_write(&st2, &storage, proto, &body)).await
+        tokio::task::spawn_blocking(move || ingest_write(&st2.metrics, &storage, proto, &body))
+            .await
     };
     let (out, stats_rejection, committed) = match res {
         Ok(Ok(x)) => x,
         Ok(Err(r)) => return r,
         Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
+    respond(&st.metrics, proto, out, stats_rejection, committed)
+}
+
+/// Ingests one remote-write request (its snappy-compressed body, 1.0 unless
+/// `v2`) as `POST /api/v1/write` does, on the calling thread and without
+/// HTTP, and returns the endpoint's response: for benchmarks of the whole
+/// ingest path (`benches/push.rs`).
+pub fn ingest_remote_write(
+    metrics: &Metrics,
+    storage: &Storage,
+    v2: bool,
+    body: &[u8],
+) -> Response {
+    let proto = if v2 { Proto::V2 } else { Proto::V1 };
+    match ingest_write(metrics, storage, proto, body) {
+        Ok((out, stats_rejection, committed)) => {
+            respond(metrics, proto, out, stats_rejection, committed)
+        }
+        Err(r) => r,
+    }
+}
+
+/// The response to an ingested request.
+fn respond(
+    m: &Metrics,
+    proto: Proto,
+    out: Outcome,
+    stats_rejection: Option<String>,
+    committed: Result<(), CommitError>,
+) -> Response {
     let mut resp = match committed {
         Err(CommitError::Retry(m)) => {
             let mut r = text(StatusCode::SERVICE_UNAVAILABLE, m);
@@ -229,8 +290,8 @@ async fn remote_write_inner(st: Arc<AppState>, headers: HeaderMap, body: Bytes) 
             }
         }
     }
-    st.metrics.remote_write_samples.add(out.samples);
-    st.metrics.remote_write_exemplars.add(out.exemplars);
+    m.remote_write_samples.add(out.samples);
+    m.remote_write_exemplars.add(out.exemplars);
     resp
 }
 
@@ -316,7 +377,7 @@ impl<'a> Pending<'a> {
     fn flush(
         &mut self,
         app: &mut sonde_engine::Appender,
-        st: &AppState,
+        m: &Metrics,
         storage: &Storage,
         out: &mut Outcome,
         limits: &remote::Limits,
@@ -359,7 +420,7 @@ impl<'a> Pending<'a> {
             };
             let r = append_series(
                 app,
-                st,
+                m,
                 storage,
                 out,
                 p.key,
@@ -380,14 +441,18 @@ impl<'a> Pending<'a> {
     }
 }
 
-/// Appends one series' samples: through the cached handle while it lives,
-/// then by labels (parsed if deferred, and the owned label set built only
-/// then, or when `want_labels`), refreshing the cache. Returns the label set
-/// if built; an error only for a malformed label message.
+/// Appends one series' samples: through the cached handle while the series
+/// lives, else by labels (parsed if deferred, and the owned label set built
+/// only then, or when `want_labels`), refreshing the cache. Returns the label
+/// set if built; an error only for a malformed label message.
+///
+/// Every sample's checks wait for the commit (`Appender::append_held`: no
+/// lock or lookup per sample now); its tag is its position in the request,
+/// and `remote_write_rejections` counts the refused ones afterwards.
 #[allow(clippy::too_many_arguments)]
 fn append_series<'a>(
     app: &mut sonde_engine::Appender,
-    st: &AppState,
+    m: &Metrics,
     storage: &Storage,
     out: &mut Outcome,
     key: u128,
@@ -398,24 +463,16 @@ fn append_series<'a>(
     (scratch, late, limits): (&mut Vec<(&'a str, &'a str)>, &mut Late, &remote::Limits),
     want_labels: bool,
 ) -> Result<Option<Labels>, RemoteError> {
-    let mut samples = samples;
-    if let Some(h) = handle {
-        let mut done = samples.len();
-        for (i, &(t, v)) in samples.iter().enumerate() {
-            match app.append_handle(h, t, v) {
-                Ok(()) => out.samples += 1,
-                // Garbage-collected: the rest go by labels.
-                Err(sonde_engine::Error::UnknownSeriesRef(_)) => {
-                    done = i;
-                    break;
-                }
-                Err(e) => rejected(e, out, st),
-            }
+    let appended = match handle.and_then(|h| h.hold()) {
+        Some(s) => {
+            append_held(app, out, s, samples);
+            true
         }
-        samples = &samples[done..];
-        if samples.is_empty() && !want_labels {
-            return Ok(None);
-        }
+        // Not cached, or garbage-collected since: by labels.
+        None => false,
+    };
+    if appended && !want_labels {
+        return Ok(None);
     }
     let pairs = match labels {
         LabelSrc::Ready(l) => l,
@@ -431,30 +488,51 @@ fn append_series<'a>(
     let labels = match Labels::new(pairs.iter().copied()) {
         Ok(l) => l,
         Err(e) => {
-            out.reject(e.to_string());
+            out.reject_at(out.seq, e.to_string());
             return Ok(None);
         }
     };
-    let mut fresh = None;
-    for &(t, v) in samples {
-        let r = match &fresh {
-            Some(h) => app.append_handle(h, t, v),
-            None => app.append_get(&labels, t, v).map(|h| fresh = Some(h)),
-        };
-        match r {
-            Ok(()) => out.samples += 1,
-            Err(e) => rejected(e, out, st),
-        }
+    if appended {
+        return Ok(Some(labels));
     }
-    if let Some(h) = fresh {
-        storage.series_cache.insert(key, h);
+    match app.hold(&labels) {
+        Ok(s) => {
+            storage.series_cache.insert(key, s.handle());
+            append_held(app, out, s, samples);
+        }
+        Err(e) => {
+            let msg = count_rejection(&e, m);
+            for _ in samples {
+                out.reject_at(out.seq, msg.clone());
+                out.seq = out.seq.saturating_add(1);
+            }
+        }
     }
     Ok(Some(labels))
 }
 
+/// Hands a held series' samples to the appender, tagged with their request
+/// positions.
+fn append_held(
+    app: &mut sonde_engine::Appender,
+    out: &mut Outcome,
+    s: sonde_engine::HeldSeries,
+    samples: &[(i64, f64)],
+) {
+    if let Some((&(t, v), rest)) = samples.split_last() {
+        for &(t, v) in rest {
+            app.append_held(s.clone(), t, v, out.seq);
+            out.seq = out.seq.saturating_add(1);
+        }
+        app.append_held(s, t, v, out.seq);
+        out.seq = out.seq.saturating_add(1);
+        out.samples += samples.len() as u64;
+    }
+}
+
 /// Decodes and appends a whole request, then commits it once.
 fn ingest_write(
-    st: &AppState,
+    m: &Metrics,
     storage: &Storage,
     proto: Proto,
     body: &[u8],
@@ -464,7 +542,7 @@ fn ingest_write(
     let mut buf = RAW_BUF.with(|b| std::mem::take(&mut *b.borrow_mut()));
     let res = remote::decompress_snappy_into(body, MAX_DECODED_BODY, &mut buf)
         .map_err(decode_error)
-        .and_then(|n| ingest_decoded(st, storage, proto, &buf[..n]));
+        .and_then(|n| ingest_decoded(m, storage, proto, &buf[..n]));
     if buf.len() <= MAX_KEPT_RAW_BUF {
         RAW_BUF.with(|b| *b.borrow_mut() = buf);
     }
@@ -480,7 +558,7 @@ const MAX_KEPT_RAW_BUF: usize = 8 << 20;
 
 /// Appends a decompressed request, then commits it once.
 fn ingest_decoded(
-    st: &AppState,
+    m: &Metrics,
     storage: &Storage,
     proto: Proto,
     raw: &[u8],
@@ -509,12 +587,12 @@ fn ingest_decoded(
                 return Ok(());
             }
             // Wire order is kept: the series collected so far go first.
-            pending.flush(&mut app, st, storage, &mut out, &limits)?;
+            pending.flush(&mut app, m, storage, &mut out, &limits)?;
             let h = storage.series_cache.with(key, |h| h.clone());
             // (The decoder parses the labels of series with exemplars.)
             let Some(labels) = append_series(
                 &mut app,
-                st,
+                m,
                 storage,
                 &mut out,
                 key,
@@ -561,7 +639,7 @@ fn ingest_decoded(
         }
     };
     let decoded = decoded.and_then(|mut stats| {
-        pending.flush(&mut app, st, storage, &mut out, &limits)?;
+        pending.flush(&mut app, m, storage, &mut out, &limits)?;
         for (e, at, n, h) in pending.late.drain(..) {
             out.histograms = out.histograms.saturating_sub(h as u64);
             stats.reject(e, at, n, h, &limits);
@@ -598,7 +676,10 @@ fn ingest_decoded(
             "native histograms are not stored yet; skipped"
         );
     }
-    let committed = commit(st, &mut app);
+    let committed = commit(m, &mut app);
+    if committed.is_ok() {
+        remote_write_rejections(&app, &mut out, m);
+    }
     storage.put_appender(app);
     Ok((out, stats.rejection_message(), committed))
 }
@@ -746,11 +827,11 @@ async fn influx(
             let pairs = std::iter::once(("__name__", p.name))
                 .chain(p.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
             match Labels::new(pairs) {
-                Ok(l) => append(&mut app, &l, p.t_ms, p.value, &mut out, &st2),
+                Ok(l) => append(&mut app, &l, p.t_ms, p.value, &mut out, &st2.metrics),
                 Err(e) => out.reject(e.to_string()),
             }
         });
-        let committed = commit(&st2, &mut app);
+        let committed = commit(&st2.metrics, &mut app);
         (report, out, committed, body)
     })
     .await;
