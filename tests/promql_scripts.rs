@@ -75,6 +75,7 @@ const SETS: &[ScriptSet] = &[
             "at_modifier.test",
             "collision.test",
             "functions.test",
+            "limit.test",
             "literals.test",
             "operators.test",
             "range_queries.test",
@@ -87,10 +88,6 @@ const SETS: &[ScriptSet] = &[
             (
                 "histograms.test",
                 "needs load_with_nhcb and native histogram functions",
-            ),
-            (
-                "limit.test",
-                "limitk/limit_ratio are experimental and newer than 2.42",
             ),
             (
                 "name_label_dropping.test",

@@ -6,8 +6,8 @@ use super::functions::{kahan_inc, quantile, valid_label_name};
 use super::value::QueryError;
 use promql_parser::label::Labels as NameList;
 use promql_parser::parser::token::{
-    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_MAX, T_MIN, T_QUANTILE, T_STDDEV,
-    T_STDVAR, T_SUM, T_TOPK,
+    T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMITK, T_LIMIT_RATIO, T_MAX, T_MIN,
+    T_QUANTILE, T_STDDEV, T_STDVAR, T_SUM, T_TOPK,
 };
 use promql_parser::parser::{AggregateExpr, Expr, LabelModifier};
 use sonde_engine::labels::{Labels, METRIC_NAME};
@@ -86,6 +86,14 @@ pub(crate) fn eval_aggregate(ev: &Ev<'_>, a: &AggregateExpr, g: &Grid) -> Result
         }
         T_SUM | T_AVG | T_MIN | T_MAX | T_COUNT | T_GROUP | T_STDDEV | T_STDVAR => {
             simple(ev, &grouping, op, &a.expr, g)
+        }
+        T_LIMITK | T_LIMIT_RATIO => {
+            let param = match &a.param {
+                Some(p) => ev.eval_scalar(p, g)?,
+                None => return Err(QueryError::Execution("missing parameter".into())),
+            };
+            let input = ev.eval_vector(&a.expr, g)?;
+            limit(ev, &grouping, op == T_LIMIT_RATIO, &param, input, g)
         }
         _ => Err(QueryError::Execution(format!(
             "aggregation {} is not supported",
@@ -359,14 +367,7 @@ fn top_bottom(
     let mut order: Vec<usize> = Vec::new();
     let mut heap = GoHeap { top, h: Vec::new() };
     for i in 0..g.n {
-        let p = param[i];
-        if p.is_nan() || !(-9.223372036854776e18..9.223372036854776e18).contains(&p) {
-            return Err(QueryError::Execution(format!(
-                "Scalar value {} overflows int64",
-                super::super::api::format::format_value(p)
-            )));
-        }
-        let k = p as i64;
+        let k = k_of(param[i])?;
         if k < 1 {
             continue;
         }
@@ -399,6 +400,137 @@ fn top_bottom(
             })
         })
         .collect())
+}
+
+/// Checks a `topk`/`bottomk`/`limitk` parameter as Prometheus converts it.
+fn k_of(p: f64) -> Result<i64> {
+    if p.is_nan() || !(-9.223372036854776e18..9.223372036854776e18).contains(&p) {
+        return Err(QueryError::Execution(format!(
+            "Scalar value {} overflows int64",
+            super::super::api::format::format_value(p)
+        )));
+    }
+    Ok(p as i64)
+}
+
+/// Prometheus' `labels.Hash`: xxhash64 of every name and value, each followed
+/// by 0xff. `limit_ratio` keeps a series by this hash, so it keeps the same
+/// series as Prometheus.
+fn prometheus_hash(l: &Labels) -> u64 {
+    let mut h = xxhash_rust::xxh64::Xxh64::new(0);
+    for x in l.iter() {
+        h.update(x.name.as_bytes());
+        h.update(&[0xff]);
+        h.update(x.value.as_bytes());
+        h.update(&[0xff]);
+    }
+    h.digest()
+}
+
+/// `limitk(k, v)`: per step and group, the first `k` series with a value (in
+/// input order); `limit_ratio(r, v)`: per step, the series whose label hash,
+/// as a fraction of the largest hash, is below `r` (`r` >= 0) or at least
+/// `1 + r` (`r` < 0), so the same series at every step. Both keep the input
+/// series' labels and values (Prometheus 2.55, experimental there).
+fn limit(
+    ev: &Ev<'_>,
+    grouping: &Grouping<'_>,
+    ratio: bool,
+    param: &[f64],
+    input: Vec<Sv>,
+    g: &Grid,
+) -> Result<Vec<Sv>> {
+    let groups = group_members(grouping, &input);
+    let mut out_vals: Vec<Option<Vec<Option<f64>>>> = vec![None; input.len()];
+    let mut order: Vec<usize> = Vec::new();
+    let mut put = |m: usize, i: usize, v: f64| {
+        let slot = out_vals[m].get_or_insert_with(|| {
+            order.push(m);
+            vec![None; g.n]
+        });
+        slot[i] = Some(v);
+    };
+    let offsets: Vec<f64> = if ratio {
+        input
+            .iter()
+            .map(|s| prometheus_hash(&s.labels) as f64 / u64::MAX as f64)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    for (i, &p) in param.iter().enumerate().take(g.n) {
+        if ratio {
+            if p.is_nan() {
+                return Err(QueryError::Execution("Ratio value NaN is NaN".into()));
+            }
+            if p == 0.0 {
+                continue;
+            }
+            let r = p.clamp(-1.0, 1.0);
+            if r != p {
+                ev.warn(format!(
+                    "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {}",
+                    go_g(p),
+                    go_g(r)
+                ));
+            }
+            for (_, members) in &groups {
+                for &m in members {
+                    let Some(v) = input[m].vals[i] else { continue };
+                    let off = offsets[m];
+                    if (r >= 0.0 && off < r) || (r < 0.0 && off >= 1.0 + r) {
+                        put(m, i, v);
+                    }
+                }
+            }
+        } else {
+            let k = k_of(p)?;
+            if k < 1 {
+                continue;
+            }
+            let k = k.min(input.len() as i64) as usize;
+            for (_, members) in &groups {
+                let mut taken = 0;
+                for &m in members {
+                    if taken == k {
+                        break;
+                    }
+                    if let Some(v) = input[m].vals[i] {
+                        put(m, i, v);
+                        taken += 1;
+                    }
+                }
+            }
+        }
+    }
+    let mut input: Vec<Option<Sv>> = input.into_iter().map(Some).collect();
+    Ok(order
+        .into_iter()
+        .filter_map(|m| {
+            let s = input[m].take()?;
+            Some(Sv {
+                labels: s.labels,
+                vals: out_vals[m].take()?,
+            })
+        })
+        .collect())
+}
+
+/// Go's `%g` (shortest digits; exponent form, with at least two exponent
+/// digits, when the exponent is below -4 or at least 6).
+fn go_g(v: f64) -> String {
+    if !v.is_finite() {
+        return format_f(v);
+    }
+    let s = format!("{v:e}");
+    let Some((mant, e)) = s.split_once('e') else {
+        return s;
+    };
+    match e.parse::<i32>() {
+        Ok(e) if (-4..6).contains(&e) => format!("{v}"),
+        Ok(e) => format!("{mant}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs()),
+        Err(_) => s,
+    }
 }
 
 /// Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
@@ -451,4 +583,41 @@ fn count_values(
                 .collect(),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_g_formats_as_go() {
+        for (v, want) in [
+            (1.1, "1.1"),
+            (-1.1, "-1.1"),
+            (1.0, "1"),
+            (-1.0, "-1"),
+            (100000.0, "100000"),
+            (1e6, "1e+06"),
+            (1.5e-5, "1.5e-05"),
+            (0.0001, "0.0001"),
+            (-2.5e300, "-2.5e+300"),
+            (f64::INFINITY, "+Inf"),
+        ] {
+            assert_eq!(go_g(v), want, "{v}");
+        }
+    }
+
+    #[test]
+    fn prometheus_hash_is_xxhash64_of_names_and_values() {
+        // xxhash64("a\xff1\xff") with seed 0, as Go's xxhash.Sum64 gives it.
+        let l = Labels::new([("a", "1")]).unwrap_or_default();
+        let mut b = Vec::new();
+        b.extend_from_slice(b"a\xff1\xff");
+        assert_eq!(prometheus_hash(&l), xxhash_rust::xxh64::xxh64(&b, 0));
+        assert_eq!(
+            xxhash_rust::xxh64::xxh64(b"", 0),
+            0xef46_db37_51d8_e999,
+            "the reference xxhash64 of nothing"
+        );
+    }
 }
