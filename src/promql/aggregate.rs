@@ -389,8 +389,14 @@ fn top_bottom(
             }
         }
     }
+    Ok(kept(input, order, out_vals))
+}
+
+/// The input series that `topk`/`bottomk`/`limitk`/`limit_ratio` kept, in
+/// `order`, each with its kept values (`out_vals`, by input position).
+fn kept(input: Vec<Sv>, order: Vec<usize>, mut out_vals: Vec<Option<Vec<Option<f64>>>>) -> Vec<Sv> {
     let mut input: Vec<Option<Sv>> = input.into_iter().map(Some).collect();
-    Ok(order
+    order
         .into_iter()
         .filter_map(|m| {
             let s = input[m].take()?;
@@ -399,7 +405,7 @@ fn top_bottom(
                 vals: out_vals[m].take()?,
             })
         })
-        .collect())
+        .collect()
 }
 
 /// Checks a `topk`/`bottomk`/`limitk` parameter as Prometheus converts it.
@@ -503,17 +509,7 @@ fn limit(
             }
         }
     }
-    let mut input: Vec<Option<Sv>> = input.into_iter().map(Some).collect();
-    Ok(order
-        .into_iter()
-        .filter_map(|m| {
-            let s = input[m].take()?;
-            Some(Sv {
-                labels: s.labels,
-                vals: out_vals[m].take()?,
-            })
-        })
-        .collect())
+    Ok(kept(input, order, out_vals))
 }
 
 /// Go's `%g` (shortest digits; exponent form, with at least two exponent
