@@ -53,19 +53,21 @@ pub(crate) fn eval_aggregate(ev: &Ev<'_>, a: &AggregateExpr, g: &Grid) -> Result
     let grouping = Grouping { without, names };
     let op = a.op.id();
     match op {
-        T_TOPK | T_BOTTOMK | T_QUANTILE => {
+        T_TOPK | T_BOTTOMK | T_QUANTILE | T_LIMITK | T_LIMIT_RATIO => {
             let param = match &a.param {
                 Some(p) => ev.eval_scalar(p, g)?,
                 None => return Err(QueryError::Execution("missing parameter".into())),
             };
             let input = ev.eval_vector(&a.expr, g)?;
-            if op == T_QUANTILE {
-                if let Some(q) = param.iter().find(|q| !(0.0..=1.0).contains(*q)) {
-                    ev.warn(super::functions::quantile_warning(*q));
+            match op {
+                T_QUANTILE => {
+                    if let Some(q) = param.iter().find(|q| !(0.0..=1.0).contains(*q)) {
+                        ev.warn(super::functions::quantile_warning(*q));
+                    }
+                    Ok(quantile_agg(&grouping, &param, input, g))
                 }
-                Ok(quantile_agg(&grouping, &param, input, g))
-            } else {
-                top_bottom(&grouping, op == T_TOPK, &param, input, g)
+                T_TOPK | T_BOTTOMK => top_bottom(&grouping, op == T_TOPK, &param, input, g),
+                _ => limit(ev, &grouping, op == T_LIMIT_RATIO, &param, input, g),
             }
         }
         T_COUNT_VALUES => {
@@ -86,14 +88,6 @@ pub(crate) fn eval_aggregate(ev: &Ev<'_>, a: &AggregateExpr, g: &Grid) -> Result
         }
         T_SUM | T_AVG | T_MIN | T_MAX | T_COUNT | T_GROUP | T_STDDEV | T_STDVAR => {
             simple(ev, &grouping, op, &a.expr, g)
-        }
-        T_LIMITK | T_LIMIT_RATIO => {
-            let param = match &a.param {
-                Some(p) => ev.eval_scalar(p, g)?,
-                None => return Err(QueryError::Execution("missing parameter".into())),
-            };
-            let input = ev.eval_vector(&a.expr, g)?;
-            limit(ev, &grouping, op == T_LIMIT_RATIO, &param, input, g)
         }
         _ => Err(QueryError::Execution(format!(
             "aggregation {} is not supported",
@@ -362,12 +356,11 @@ fn top_bottom(
     g: &Grid,
 ) -> Result<Vec<Sv>> {
     let groups = group_members(grouping, &input);
-    // Output series per input series, in output order for an instant query.
-    let mut out_vals: Vec<Option<Vec<Option<f64>>>> = vec![None; input.len()];
-    let mut order: Vec<usize> = Vec::new();
+    // In output order for an instant query.
+    let mut kept = Kept::new(input.len(), g.n);
     let mut heap = GoHeap { top, h: Vec::new() };
-    for i in 0..g.n {
-        let k = k_of(param[i])?;
+    for (i, &p) in param.iter().enumerate().take(g.n) {
+        let k = k_of(p)?;
         if k < 1 {
             continue;
         }
@@ -381,31 +374,54 @@ fn top_bottom(
             }
             heap.h.sort_by(|a, b| rank_cmp(top, a.0, b.0));
             for &(v, m) in &heap.h {
-                let slot = out_vals[m].get_or_insert_with(|| {
-                    order.push(m);
-                    vec![None; g.n]
-                });
-                slot[i] = Some(v);
+                kept.put(m, i, v);
             }
         }
     }
-    Ok(kept(input, order, out_vals))
+    Ok(kept.into_series(input))
 }
 
-/// The input series that `topk`/`bottomk`/`limitk`/`limit_ratio` kept, in
-/// `order`, each with its kept values (`out_vals`, by input position).
-fn kept(input: Vec<Sv>, order: Vec<usize>, mut out_vals: Vec<Option<Vec<Option<f64>>>>) -> Vec<Sv> {
-    let mut input: Vec<Option<Sv>> = input.into_iter().map(Some).collect();
-    order
-        .into_iter()
-        .filter_map(|m| {
-            let s = input[m].take()?;
-            Some(Sv {
-                labels: s.labels,
-                vals: out_vals[m].take()?,
+/// The input series that `topk`/`bottomk`/`limitk`/`limit_ratio` keep, each
+/// with its values at the steps where it was kept, in the order first kept.
+struct Kept {
+    /// By input position.
+    vals: Vec<Option<Vec<Option<f64>>>>,
+    order: Vec<usize>,
+    steps: usize,
+}
+
+impl Kept {
+    fn new(series: usize, steps: usize) -> Kept {
+        Kept {
+            vals: vec![None; series],
+            order: Vec::new(),
+            steps,
+        }
+    }
+
+    /// Keeps input series `m` at step `i` with value `v`.
+    fn put(&mut self, m: usize, i: usize, v: f64) {
+        let (order, steps) = (&mut self.order, self.steps);
+        let slot = self.vals[m].get_or_insert_with(|| {
+            order.push(m);
+            vec![None; steps]
+        });
+        slot[i] = Some(v);
+    }
+
+    fn into_series(mut self, input: Vec<Sv>) -> Vec<Sv> {
+        let mut input: Vec<Option<Sv>> = input.into_iter().map(Some).collect();
+        self.order
+            .into_iter()
+            .filter_map(|m| {
+                let s = input[m].take()?;
+                Some(Sv {
+                    labels: s.labels,
+                    vals: self.vals[m].take()?,
+                })
             })
-        })
-        .collect()
+            .collect()
+    }
 }
 
 /// Checks a `topk`/`bottomk`/`limitk` parameter as Prometheus converts it.
@@ -447,15 +463,7 @@ fn limit(
     g: &Grid,
 ) -> Result<Vec<Sv>> {
     let groups = group_members(grouping, &input);
-    let mut out_vals: Vec<Option<Vec<Option<f64>>>> = vec![None; input.len()];
-    let mut order: Vec<usize> = Vec::new();
-    let mut put = |m: usize, i: usize, v: f64| {
-        let slot = out_vals[m].get_or_insert_with(|| {
-            order.push(m);
-            vec![None; g.n]
-        });
-        slot[i] = Some(v);
-    };
+    let mut kept = Kept::new(input.len(), g.n);
     let offsets: Vec<f64> = if ratio {
         input
             .iter()
@@ -485,7 +493,7 @@ fn limit(
                     let Some(v) = input[m].vals[i] else { continue };
                     let off = offsets[m];
                     if (r >= 0.0 && off < r) || (r < 0.0 && off >= 1.0 + r) {
-                        put(m, i, v);
+                        kept.put(m, i, v);
                     }
                 }
             }
@@ -502,14 +510,14 @@ fn limit(
                         break;
                     }
                     if let Some(v) = input[m].vals[i] {
-                        put(m, i, v);
+                        kept.put(m, i, v);
                         taken += 1;
                     }
                 }
             }
         }
     }
-    Ok(kept(input, order, out_vals))
+    Ok(kept.into_series(input))
 }
 
 /// Go's `%g` (shortest digits; exponent form, with at least two exponent

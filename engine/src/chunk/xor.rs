@@ -184,7 +184,7 @@ impl XorAppender {
     pub fn to_vec(&self) -> Vec<u8> {
         let mut out = Vec::new();
         self.w.copy_to(&mut out);
-        self.put_count(&mut out);
+        put_count(&mut out, self.n);
         out
     }
 
@@ -197,18 +197,8 @@ impl XorAppender {
     pub fn into_vec(self) -> Vec<u8> {
         let n = self.n;
         let mut out = self.w.into_vec();
-        Self::put_count_n(&mut out, n);
+        put_count(&mut out, n);
         out
-    }
-
-    fn put_count(&self, out: &mut [u8]) {
-        Self::put_count_n(out, self.n);
-    }
-
-    fn put_count_n(out: &mut [u8], n: usize) {
-        if let [h0, h1, ..] = out {
-            [*h0, *h1] = (n as u16).to_be_bytes();
-        }
     }
 
     /// Timestamp of the first sample (0 when empty).
@@ -219,6 +209,13 @@ impl XorAppender {
     /// Timestamp of the last sample (0 when empty).
     pub fn max_t(&self) -> i64 {
         self.t
+    }
+}
+
+/// Writes the sample count into a chunk's 16-bit header.
+fn put_count(chunk: &mut [u8], n: usize) {
+    if let [h0, h1, ..] = chunk {
+        [*h0, *h1] = (n as u16).to_be_bytes();
     }
 }
 
