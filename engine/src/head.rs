@@ -1073,14 +1073,6 @@ impl Appender {
         order.extend(0..self.samples.len());
         order.sort_by_key(|&i| self.samples[i].0.sref);
         let order = &*order;
-        // Plain reads of every series first, so that their cache misses
-        // overlap: the locks below are atomic operations, each of which
-        // waits for the misses before it.
-        let mut warm = 0usize;
-        for &k in order {
-            warm += usize::from(self.samples[k].0.data.is_locked());
-        }
-        std::hint::black_box(warm);
         let mut guards = Vec::new();
         let verdicts = &mut scratch.verdicts;
         verdicts.clear();
