@@ -41,6 +41,26 @@ pub struct Flags {
     #[arg(long = "storage.tsdb.wal-sync", value_enum, default_value_t = WalSync::Interval)]
     pub wal_sync: WalSync,
 
+    /// Samples stamped further than this ahead of the wall clock are refused on
+    /// every ingest path (400 naming the series and timestamp; the rest of the
+    /// request is written). It also caps every anchor measured from the newest
+    /// sample, so one bad timestamp can never make retention delete history.
+    #[arg(
+        long = "storage.tsdb.max-future-time",
+        value_name = "DURATION",
+        default_value = "10m"
+    )]
+    pub max_future_time: String,
+
+    /// After the host's wall clock jumps by more than --storage.tsdb.max-future-time,
+    /// age-based retention pauses until the clock has run steadily this long.
+    #[arg(
+        long = "storage.tsdb.retention.clock-stable-time",
+        value_name = "DURATION",
+        default_value = "24h"
+    )]
+    pub clock_stable_time: String,
+
     /// Length of a block cut from the head (Prometheus' hidden flag; for tests and tuning).
     #[arg(
         long = "storage.tsdb.min-block-duration",
@@ -105,6 +125,15 @@ pub struct Flags {
         default_value = "5m"
     )]
     pub query_lookback_delta: String,
+
+    /// Deepest a PromQL expression may nest (operators on one level and
+    /// brackets both count); deeper ones get a 400 naming this flag.
+    #[arg(long = "query.max-nesting-depth", value_name = "N", default_value_t = crate::promql::parse::DEFAULT_MAX_DEPTH)]
+    pub query_max_depth: usize,
+
+    /// Most tokens a PromQL expression may have; longer ones get a 400 naming this flag.
+    #[arg(long = "query.max-expression-tokens", value_name = "N", default_value_t = crate::promql::parse::DEFAULT_MAX_TOKENS)]
+    pub query_max_tokens: usize,
 
     /// Maximum number of queries executed concurrently.
     #[arg(long = "query.max-concurrency", value_name = "N", default_value_t = 20)]
@@ -241,6 +270,14 @@ impl Flags {
             format!("{:?}", self.wal_sync).to_lowercase(),
         );
         m.insert(
+            "storage.tsdb.max-future-time".into(),
+            self.max_future_time.clone(),
+        );
+        m.insert(
+            "storage.tsdb.retention.clock-stable-time".into(),
+            self.clock_stable_time.clone(),
+        );
+        m.insert(
             "storage.tsdb.min-block-duration".into(),
             self.min_block_duration.clone(),
         );
@@ -267,6 +304,14 @@ impl Flags {
         m.insert(
             "query.lookback-delta".into(),
             self.query_lookback_delta.clone(),
+        );
+        m.insert(
+            "query.max-nesting-depth".into(),
+            self.query_max_depth.to_string(),
+        );
+        m.insert(
+            "query.max-expression-tokens".into(),
+            self.query_max_tokens.to_string(),
         );
         m.insert(
             "query.max-concurrency".into(),

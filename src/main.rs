@@ -28,6 +28,7 @@ fn main() -> std::process::ExitCode {
     }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(sonde::server::THREAD_STACK_BYTES)
         .build()
     {
         Ok(rt) => rt,

@@ -289,6 +289,33 @@ impl Metrics {
             "reason=\"duplicate\"",
             hc.duplicates.load(r) as f64,
         );
+        sample(
+            &mut out,
+            "sonde_head_samples_rejected_total",
+            "reason=\"too_far_in_future\"",
+            hc.too_far_in_future.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_tsdb_clock_jumps_total",
+            "counter",
+            "Jumps of the wall clock (against the monotonic clock) larger than --storage.tsdb.max-future-time.",
+            dc.clock_jumps.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_tsdb_retention_paused",
+            "gauge",
+            "1 while age-based retention is paused after a wall-clock jump.",
+            dc.retention_paused.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_promql_queries_refused_shape_total",
+            "counter",
+            "Queries refused by --query.max-nesting-depth or --query.max-expression-tokens.",
+            crate::promql::parse::REFUSED_SHAPE.load(r) as f64,
+        );
         if st.head_min_t <= st.head_max_t {
             simple(
                 &mut out,

@@ -201,7 +201,14 @@ pub fn engine_options(flags: &Flags, cfg: &Config) -> anyhow::Result<Options> {
         None => None,
     };
     let ooo = cfg.storage.tsdb.out_of_order_time_window.as_millis() as i64;
+    let max_future = duration_flag("storage.tsdb.max-future-time", &flags.max_future_time)?;
+    let stable = duration_flag(
+        "storage.tsdb.retention.clock-stable-time",
+        &flags.clock_stable_time,
+    )?;
     Ok(Options {
+        max_future_ms: i64::try_from(max_future.as_millis()).unwrap_or(i64::MAX),
+        clock_stable_ms: i64::try_from(stable.as_millis()).unwrap_or(i64::MAX),
         ooo_window_ms: ooo,
         block_range_ms: block.as_millis() as i64,
         max_block_duration_ms: max_block,
@@ -242,8 +249,16 @@ pub fn query_engine_options(
     })
 }
 
+/// Stack size of every runtime thread (async workers and the blocking pool,
+/// where queries, rules and large decodes run). Sized for the deepest tree
+/// `--query.max-nesting-depth` admits: evaluation recurses once per level.
+/// Only the pages a thread touches are committed, so this costs address
+/// space, not memory.
+pub const THREAD_STACK_BYTES: usize = 64 << 20;
+
 /// Runs the server until it is asked to stop.
 pub async fn run(flags: Flags) -> anyhow::Result<()> {
+    crate::promql::parse::set_shape_limits(flags.query_max_depth, flags.query_max_tokens);
     let cfg = load_config(&flags).context("loading configuration")?;
     let opts = engine_options(&flags, &cfg)?;
     let engine = Arc::new(crate::promql::Engine::new(query_engine_options(

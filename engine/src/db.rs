@@ -51,6 +51,19 @@ pub struct Options {
     pub background: bool,
     /// How often the background thread checks for work.
     pub maintenance_interval: Duration,
+    /// Samples stamped further than this ahead of the wall clock are refused
+    /// (`--storage.tsdb.max-future-time`, 10 min). The same bound caps the
+    /// anchors measured from the newest sample (the "too old" bound, head
+    /// cuts, compaction and retention), so no sample from the future that
+    /// got in earlier can make the store delete or refuse current data.
+    pub max_future_ms: i64,
+    /// After the wall clock jumps (moves more than `max_future_ms` against
+    /// the monotonic clock between two maintenance passes), age-based
+    /// retention pauses until the clock has run steadily this long
+    /// (`--storage.tsdb.retention.clock-stable-time`, 24 h).
+    pub clock_stable_ms: i64,
+    /// The wall clock (tests move it).
+    pub clock: crate::Clock,
     /// Checkpoint the head once the WAL has grown by this much, or by the
     /// size of the last checkpoint if larger, since the last checkpoint: this
     /// bounds what a restart after a crash replays as raw samples, while the
@@ -72,6 +85,9 @@ impl Default for Options {
             background: true,
             maintenance_interval: Duration::from_secs(1),
             wal_checkpoint_min_bytes: 64 << 20,
+            max_future_ms: 10 * 60 * 1000,
+            clock_stable_ms: 24 * HOUR_MS,
+            clock: crate::Clock::default(),
         }
     }
 }
@@ -106,6 +122,10 @@ pub struct DbCounters {
     pub quarantined: AtomicU64,
     /// WAL checkpoints written.
     pub checkpoints: AtomicU64,
+    /// Wall-clock jumps seen by maintenance (each pauses age-based retention).
+    pub clock_jumps: AtomicU64,
+    /// 1 while age-based retention is paused after a clock jump.
+    pub retention_paused: AtomicU64,
 }
 
 /// A point-in-time summary.
@@ -137,7 +157,18 @@ struct Inner {
     wake: Condvar,
     /// WAL bytes right after the last checkpoint (0 until the first one).
     checkpointed_wal_bytes: AtomicU64,
+    /// The clocks at the last retention pass, to see the wall clock jump.
+    clock_watch: Mutex<ClockWatch>,
     _lock: DirLock,
+}
+
+/// What retention remembers of the clocks (see [`Inner::retention_anchor`]).
+#[derive(Default)]
+struct ClockWatch {
+    /// Wall and monotonic time at the last pass.
+    last: Option<(i64, Instant)>,
+    /// Age-based deletion waits until then (monotonic).
+    paused_until: Option<Instant>,
 }
 
 /// The storage engine's handle. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -213,6 +244,8 @@ impl Db {
             block_range_ms: opts.block_range_ms,
             ooo_window_ms: opts.ooo_window_ms,
             chunk_samples: opts.head_chunk_samples.max(1),
+            max_future_ms: opts.max_future_ms.max(0),
+            clock: opts.clock.clone(),
         }));
         if let Some(max) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_t(max);
@@ -256,6 +289,7 @@ impl Db {
             stop: Mutex::new(false),
             wake: Condvar::new(),
             checkpointed_wal_bytes: AtomicU64::new(0),
+            clock_watch: Mutex::new(ClockWatch::default()),
             _lock: lock,
         });
         inner
@@ -514,7 +548,10 @@ impl Inner {
         let range = self.opts.block_range_ms;
         let mut cut = false;
         loop {
-            let (lo, hi) = (head.min_t(), head.max_t());
+            // A sample from the future (accepted before the bound existed)
+            // stays in the head until its time comes: cutting up to it would
+            // persist, and then refuse, every range in between.
+            let (lo, hi) = (head.min_t(), head.max_t().min(self.future_bound()));
             if lo > hi || hi.saturating_sub(lo) <= range / 2 * 3 {
                 break;
             }
@@ -560,6 +597,9 @@ impl Inner {
         Ok(())
     }
 
+    /// The newest time the store holds, as far as anchors measured from it
+    /// go: never later than the wall clock plus the future window, so a
+    /// sample or block from the future anchors nothing.
     fn newest(&self) -> i64 {
         let bmax = self
             .blocks
@@ -568,7 +608,50 @@ impl Inner {
             .map(|b| b.meta().max_time - 1)
             .max()
             .unwrap_or(i64::MIN);
-        bmax.max(self.head.max_t())
+        bmax.max(self.head.max_t()).min(self.future_bound())
+    }
+
+    /// The wall clock plus the future window.
+    fn future_bound(&self) -> i64 {
+        self.opts
+            .clock
+            .now_ms()
+            .saturating_add(self.opts.max_future_ms.max(0))
+    }
+
+    /// Watches the wall clock against the monotonic clock. Returns whether
+    /// age-based retention may run: not while the wall clock has jumped by
+    /// more than the future window within the last `clock_stable_ms` (a host
+    /// clock set a year ahead stamps scrapes a year ahead too, which no
+    /// anchor can tell from real time; a pause costs only disk).
+    fn age_retention_allowed(&self) -> bool {
+        let (wall, mono) = (self.opts.clock.now_ms(), Instant::now());
+        let mut w = self.clock_watch.lock();
+        if let Some((w0, m0)) = w.last {
+            let elapsed = i64::try_from(mono.duration_since(m0).as_millis()).unwrap_or(i64::MAX);
+            let drift = wall.saturating_sub(w0).saturating_sub(elapsed);
+            if drift.unsigned_abs() > self.opts.max_future_ms.max(0) as u64 {
+                let hold = Duration::from_millis(self.opts.clock_stable_ms.max(0) as u64);
+                w.paused_until = Some(mono + hold);
+                self.counters.clock_jumps.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    jump_ms = drift,
+                    pause_s = hold.as_secs(),
+                    "the wall clock jumped; age-based retention pauses until it has run steadily for the pause (size-based retention continues)"
+                );
+            }
+        }
+        w.last = Some((wall, mono));
+        let paused = w.paused_until.is_some_and(|u| mono < u);
+        let was = self
+            .counters
+            .retention_paused
+            .swap(u64::from(paused), Ordering::Relaxed);
+        if was == 1 && !paused {
+            w.paused_until = None;
+            tracing::warn!("the wall clock has run steadily; age-based retention resumes");
+        }
+        !paused
     }
 
     fn compact_blocks(&self) -> Result<()> {
@@ -651,12 +734,12 @@ impl Inner {
 
     fn apply_retention(&self) -> Result<()> {
         let blocks = self.blocks.read().clone();
-        let doomed = retention::expired(
-            &blocks,
-            self.newest(),
-            self.opts.retention_ms,
-            self.opts.retention_bytes,
-        );
+        let by_age = if self.age_retention_allowed() {
+            self.opts.retention_ms
+        } else {
+            None
+        };
+        let doomed = retention::expired(&blocks, self.newest(), by_age, self.opts.retention_bytes);
         if doomed.is_empty() {
             return Ok(());
         }

@@ -79,6 +79,16 @@ pub enum Error {
         /// The oldest timestamp the head accepts now.
         min_ms: i64,
     },
+    /// A sample lies further ahead of the wall clock than the store accepts.
+    #[error("sample for series {series} at timestamp {t_ms} is too far in the future: the newest accepted timestamp is {max_ms} (the wall clock plus the allowed future window)")]
+    TooFarInFuture {
+        /// The series' labels.
+        series: String,
+        /// The rejected sample's timestamp.
+        t_ms: i64,
+        /// The newest timestamp accepted now.
+        max_ms: i64,
+    },
     /// A sample with the same timestamp but a different value already exists.
     #[error("duplicate sample for series {series} at timestamp {t_ms} with a different value")]
     DuplicateSample {

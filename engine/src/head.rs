@@ -38,6 +38,10 @@ pub(crate) struct HeadOptions {
     pub block_range_ms: i64,
     pub ooo_window_ms: i64,
     pub chunk_samples: usize,
+    /// Samples further ahead of the wall clock than this are refused.
+    pub max_future_ms: i64,
+    /// The wall clock.
+    pub clock: crate::Clock,
 }
 
 /// An immutable, closed head chunk.
@@ -222,6 +226,8 @@ pub struct HeadCounters {
     pub out_of_order: AtomicU64,
     /// Samples rejected as too old.
     pub too_old: AtomicU64,
+    /// Samples rejected as too far ahead of the wall clock.
+    pub too_far_in_future: AtomicU64,
     /// Samples rejected as duplicates with a different value.
     pub duplicates: AtomicU64,
     /// Series created.
@@ -243,6 +249,9 @@ pub(crate) struct Head {
     min_t: AtomicI64,
     max_t: AtomicI64,
     min_valid_t: AtomicI64,
+    /// The newest timestamp an append may carry: the wall clock, read when
+    /// an appender starts or commits, plus `max_future_ms`.
+    future_bound: AtomicI64,
     num_series: AtomicUsize,
     pub wal: std::sync::OnceLock<Wal>,
     pub counters: HeadCounters,
@@ -264,6 +273,7 @@ impl Head {
             min_t: AtomicI64::new(i64::MAX),
             max_t: AtomicI64::new(i64::MIN),
             min_valid_t: AtomicI64::new(i64::MIN),
+            future_bound: AtomicI64::new(i64::MAX),
             num_series: AtomicUsize::new(0),
             wal: std::sync::OnceLock::new(),
             counters: HeadCounters::default(),
@@ -282,6 +292,21 @@ impl Head {
 
     pub(crate) fn min_valid_t(&self) -> i64 {
         self.min_valid_t.load(Ordering::Acquire)
+    }
+
+    /// The newest timestamp an append may carry now (see `future_bound`).
+    pub(crate) fn future_bound(&self) -> i64 {
+        self.future_bound.load(Ordering::Relaxed)
+    }
+
+    /// Reads the wall clock for [`Head::future_bound`].
+    pub(crate) fn refresh_future_bound(&self) {
+        let b = self
+            .opts
+            .clock
+            .now_ms()
+            .saturating_add(self.opts.max_future_ms);
+        self.future_bound.store(b, Ordering::Relaxed);
     }
 
     pub(crate) fn set_min_valid_t(&self, t: i64) {
@@ -367,9 +392,13 @@ impl Head {
 
     /// The oldest in-order timestamp the head accepts now (Prometheus'
     /// `appendableMinValidTime`): the persisted range's end, and half a block
-    /// range before the newest sample. Never the wall clock.
+    /// range before the newest sample — or before the wall clock plus the
+    /// future window, when that is smaller: a sample from the future that
+    /// got in before the bound existed (replayed from an old WAL) does not
+    /// make current samples "too old". The wall clock only lowers the
+    /// bound, so an empty store still accepts backfills in time order.
     fn appendable_min(&self) -> i64 {
-        let max = self.max_t();
+        let max = self.max_t().min(self.future_bound());
         let half = if max == i64::MIN {
             i64::MIN
         } else {
@@ -391,6 +420,17 @@ impl Head {
             return Err(Error::OutOfBounds { t_ms: t });
         }
         if t > last_t {
+            let bound = self.future_bound();
+            if t > bound {
+                self.counters
+                    .too_far_in_future
+                    .fetch_add(1, Ordering::Relaxed);
+                return Err(Error::TooFarInFuture {
+                    series: s.labels.to_string(),
+                    t_ms: t,
+                    max_ms: bound,
+                });
+            }
             let min = self.appendable_min();
             if t < min {
                 self.counters.too_old.fetch_add(1, Ordering::Relaxed);
@@ -906,6 +946,7 @@ struct CommitScratch {
 
 impl Appender {
     pub(crate) fn new(head: Arc<Head>) -> Appender {
+        head.refresh_future_bound();
         Appender {
             head,
             samples: Vec::new(),
@@ -1043,6 +1084,8 @@ impl Appender {
         self.samples.clear();
         self.tags.clear();
         self.pending_last.clear();
+        // A long-lived appender's next batch is checked against a fresh clock.
+        self.head.refresh_future_bound();
         result
     }
 
@@ -1245,6 +1288,8 @@ mod tests {
             block_range_ms: 7_200_000,
             ooo_window_ms: 0,
             chunk_samples: 120,
+            max_future_ms: 600_000,
+            clock: crate::Clock::default(),
         }))
     }
 
@@ -1332,6 +1377,8 @@ mod tests {
             block_range_ms: 7_200_000,
             ooo_window_ms: 0,
             chunk_samples: 120,
+            max_future_ms: 600_000,
+            clock: crate::Clock::default(),
         }));
         let l = Labels::new([("__name__", "x")]).unwrap();
         let mut app = Appender::new(head.clone());

@@ -10,6 +10,7 @@
 
 pub mod block;
 pub mod chunk;
+pub mod clock;
 mod compact;
 pub mod db;
 pub mod encoding;
@@ -26,6 +27,7 @@ mod retention;
 pub mod wal;
 pub mod workload;
 
+pub use clock::Clock;
 pub use db::{Db, DbStats, OpenReport, Options, DAY_MS, HOUR_MS};
 pub use error::{Error, Result};
 pub use head::{Appender, HeldSeries, SeriesHandle, SeriesRef};

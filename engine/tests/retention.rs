@@ -165,3 +165,80 @@ fn size_retention_deletes_oldest_blocks_but_never_the_wal() {
     }
     assert!(st.wal_bytes > 0, "the WAL is not deleted to make room");
 }
+
+/// Samples from the future and a host clock that jumps: retention anchors on
+/// the smaller of the newest sample and the wall clock plus the future
+/// window, and pauses after a jump, so neither erases history.
+#[test]
+fn the_future_never_anchors_retention_and_a_clock_jump_pauses_it() {
+    let clock = sonde_engine::Clock::default();
+    let o = Options {
+        clock: clock.clone(),
+        retention_ms: Some(2 * DAY_MS),
+        ..opts(None)
+    };
+    let now = clock.now_ms();
+    let start = (now - DAY_MS) / HOUR_MS * HOUR_MS;
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::open(dir.path(), o).unwrap();
+    ingest(&db, start, now);
+    let blocks = db.stats().blocks.len();
+    assert!(blocks >= 2, "{blocks}");
+    let total = |db: &Db| -> usize {
+        let q = db.querier(i64::MIN, i64::MAX).unwrap();
+        q.select(&[Matcher::eq("__name__", "ret")])
+            .unwrap()
+            .iter()
+            .map(|s| s.iter().collect_all().unwrap().len())
+            .sum()
+    };
+    let before = total(&db);
+
+    // A year ahead: refused, counted, nothing changes.
+    let mut a = db.appender();
+    let e = a.append(&labels(0), now + 365 * DAY_MS, 1.0).unwrap_err();
+    assert!(
+        matches!(e, sonde_engine::Error::TooFarInFuture { .. }),
+        "{e}"
+    );
+    assert_eq!(
+        db.head_counters()
+            .too_far_in_future
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+
+    // The host clock jumps a year ahead; scrapes now carry its time.
+    db.compact().unwrap();
+    clock.shift(365 * DAY_MS);
+    let mut a = db.appender();
+    for i in 0..SERIES {
+        a.append(&labels(i), clock.now_ms(), 1.0).unwrap();
+    }
+    a.commit().unwrap();
+    db.compact().unwrap();
+    db.compact().unwrap();
+    let c = db.counters();
+    assert_eq!(c.clock_jumps.load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(
+        c.retention_paused
+            .load(std::sync::atomic::Ordering::Relaxed),
+        1
+    );
+    assert_eq!(
+        db.stats().blocks.len(),
+        blocks,
+        "no block deleted while paused"
+    );
+    assert_eq!(total(&db), before + SERIES);
+
+    // The clock is put back: the anchor is the real time again, nothing expires.
+    clock.shift(-365 * DAY_MS);
+    db.compact().unwrap();
+    db.compact().unwrap();
+    assert_eq!(db.stats().blocks.len(), blocks);
+    assert_eq!(total(&db), before + SERIES);
+    // (Current samples are refused until the wrongly stamped time comes:
+    // the head was cut up to the jumped clock while it ran, as Prometheus'
+    // would be. README: "A host clock that jumps".)
+}

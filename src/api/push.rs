@@ -177,6 +177,7 @@ fn count_rejection(e: &sonde_engine::Error, m: &Metrics) -> String {
         E::TooOld { .. } => "too_old",
         E::DuplicateSample { .. } => "duplicate",
         E::OutOfBounds { .. } => "out_of_bounds",
+        E::TooFarInFuture { .. } => "too_far_in_future",
         _ => "invalid",
     };
     m.rejected_samples.add(&[("reason", reason)], 1);

@@ -4,9 +4,178 @@
 
 use super::value::QueryError;
 use promql_parser::parser::Expr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+/// An upper bound on the depth of the syntax tree `q` parses into, and its
+/// number of tokens, from one pass over its bytes (strings and comments
+/// skipped). The depth counts every parenthesis or call level plus, at each
+/// level, every operator on it: a chain `1+1+…+1` of n terms parses into a
+/// tree n deep. Matcher lists (`{…}`) and ranges (`[…]`) add one level.
+pub fn shape(q: &str) -> (usize, usize) {
+    // Per open bracket: (operators on this level, deepest child, kind).
+    let mut stack: Vec<(usize, usize, u8)> = vec![(0, 0, b'(')];
+    let b = q.as_bytes();
+    let (mut i, mut tokens) = (0usize, 0usize);
+    let close = |stack: &mut Vec<(usize, usize, u8)>| {
+        if stack.len() > 1 {
+            if let Some((ops, child, _)) = stack.pop() {
+                if let Some(top) = stack.last_mut() {
+                    top.1 = top.1.max(ops + child + 1);
+                }
+            }
+        }
+    };
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'"' | b'\'' | b'`' => {
+                i += 1;
+                while i < b.len() && b[i] != c {
+                    if b[i] == b'\\' && c != b'`' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'(' | b'[' | b'{' => {
+                stack.push((0, 0, c));
+                i += 1;
+            }
+            b')' | b']' | b'}' => {
+                close(&mut stack);
+                i += 1;
+            }
+            b'a'..=b'z' | b'A'..=b'Z' | b'_' | b':' | b'0'..=b'9' | b'.' => {
+                let start = i;
+                while i < b.len()
+                    && (b[i].is_ascii_alphanumeric() || matches!(b[i], b'_' | b':' | b'.'))
+                {
+                    // An exponent's sign belongs to its number.
+                    if matches!(b[i], b'e' | b'E')
+                        && b[start].is_ascii_digit()
+                        && matches!(b.get(i + 1), Some(b'+' | b'-'))
+                    {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                let word = &b[start..i];
+                let top = stack.last().map_or(b'(', |t| t.2);
+                if top == b'('
+                    && (word.eq_ignore_ascii_case(b"and")
+                        || word.eq_ignore_ascii_case(b"or")
+                        || word.eq_ignore_ascii_case(b"unless")
+                        || word.eq_ignore_ascii_case(b"atan2"))
+                {
+                    if let Some(t) = stack.last_mut() {
+                        t.0 += 1;
+                    }
+                }
+            }
+            _ => {
+                // Operators (one token for `==`, `!=`, `<=`, `>=`, `=~`, `!~`).
+                if matches!(b.get(i + 1), Some(b'=' | b'~'))
+                    && matches!(c, b'=' | b'!' | b'<' | b'>')
+                {
+                    i += 1;
+                }
+                i += 1;
+                if let Some(t) = stack.last_mut() {
+                    if t.2 == b'('
+                        && matches!(
+                            c,
+                            b'+' | b'-' | b'*' | b'/' | b'%' | b'^' | b'=' | b'!' | b'<' | b'>'
+                        )
+                    {
+                        t.0 += 1;
+                    }
+                }
+            }
+        }
+        tokens += 1;
+    }
+    while stack.len() > 1 {
+        close(&mut stack);
+    }
+    let depth = stack.first().map_or(0, |(ops, child, _)| ops + child + 1);
+    (depth, tokens)
+}
+
+/// Refuses a query whose tree could be deeper than `--query.max-nesting-depth`
+/// or that has more tokens than `--query.max-expression-tokens`.
+pub fn check_shape(q: &str) -> Result<(), QueryError> {
+    let (max_depth, max_tokens) = shape_limits();
+    // Short queries cannot exceed either limit: skip the pass.
+    if q.len() < max_depth.min(max_tokens) {
+        return Ok(());
+    }
+    let (depth, tokens) = shape(q);
+    if tokens > max_tokens {
+        REFUSED_SHAPE.fetch_add(1, Ordering::Relaxed);
+        return Err(QueryError::Parse(format!(
+            "1:1: parse error: the query has {tokens} tokens, more than the limit of {max_tokens} (--query.max-expression-tokens)"
+        )));
+    }
+    if depth > max_depth {
+        REFUSED_SHAPE.fetch_add(1, Ordering::Relaxed);
+        return Err(QueryError::Parse(format!(
+            "1:1: parse error: the query nests up to {depth} operators and brackets deep, more than the limit of {max_depth} (--query.max-nesting-depth)"
+        )));
+    }
+    Ok(())
+}
+
+/// Default `--query.max-nesting-depth`.
+pub const DEFAULT_MAX_DEPTH: usize = 1_000;
+/// Default `--query.max-expression-tokens`.
+pub const DEFAULT_MAX_TOKENS: usize = 50_000;
+
+static MAX_DEPTH: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_DEPTH);
+static MAX_TOKENS: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_TOKENS);
+/// Queries refused by [`check_shape`] (for `/metrics`).
+pub static REFUSED_SHAPE: AtomicU64 = AtomicU64::new(0);
+
+/// Sets the shape limits every later [`parse`] enforces (from
+/// `--query.max-nesting-depth` and `--query.max-expression-tokens`; 0 keeps
+/// the default).
+pub fn set_shape_limits(max_depth: usize, max_tokens: usize) {
+    if max_depth > 0 {
+        MAX_DEPTH.store(max_depth, Ordering::Relaxed);
+    }
+    if max_tokens > 0 {
+        MAX_TOKENS.store(max_tokens, Ordering::Relaxed);
+    }
+}
+
+/// The current shape limits (depth, tokens).
+pub fn shape_limits() -> (usize, usize) {
+    (
+        MAX_DEPTH.load(Ordering::Relaxed),
+        MAX_TOKENS.load(Ordering::Relaxed),
+    )
+}
 
 /// Parses a PromQL expression.
+///
+/// Before the grammar sees the text, one linear pass bounds the depth of
+/// the tree it could build and counts its tokens; a query over either limit
+/// is refused with an error naming the limit. Every recursive walk after
+/// this (the grammar's checks, evaluation, dropping the tree) is therefore
+/// bounded by the depth limit, and the server's threads have stacks sized
+/// for it (`server::THREAD_STACK_BYTES`).
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
+    check_shape(query)?;
     let mut renamed = Vec::new();
     let text = rename_holt_winters(query, &mut renamed);
     promql_parser::parser::parse(&text)
@@ -158,6 +327,37 @@ mod tests {
             "my_holt_winters(x)"
         );
         assert!(at.is_empty());
+    }
+
+    #[test]
+    fn shape_bounds_the_tree() {
+        assert_eq!(shape("1"), (1, 1));
+        assert_eq!(shape("1+1+1").0, 3);
+        assert_eq!(shape("sum(rate(x{a=\"(((\"}[5m])) / sum(y)").0, 5);
+        assert_eq!(shape("((((1))))").0, 5);
+        assert_eq!(shape("1e-3 - 2").0, 2);
+        assert_eq!(shape("x{a=\"1\",b=\"2\",c!=\"3\"}").0, 2);
+        // An unbalanced query is the grammar's to refuse; it still gets a bound.
+        assert!(shape("((((((").0 >= 6);
+        assert!(shape(")))").0 >= 1);
+    }
+
+    #[test]
+    fn hostile_shapes_are_refused_fast() {
+        let sum = vec!["1"; 100_000].join("+");
+        let e = parse(&sum).unwrap_err().to_string();
+        assert!(e.contains("--query.max-expression-tokens"), "{e}");
+        let chain = vec!["1"; 3_000].join("+");
+        let e = parse(&chain).unwrap_err().to_string();
+        assert!(e.contains("--query.max-nesting-depth"), "{e}");
+        let nest = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+        let e = parse(&nest).unwrap_err().to_string();
+        assert!(e.contains("limit"), "{e}");
+        let e = parse(&"-".repeat(5000)).unwrap_err().to_string();
+        assert!(e.contains("--query.max-nesting-depth"), "{e}");
+        // Within the limits, a deep query still parses (on this test's thread).
+        let ok = vec!["1"; 200].join("+");
+        assert!(parse(&ok).is_ok());
     }
 
     #[test]

@@ -1,0 +1,215 @@
+//! What a hostile or broken client can do to a running server, tried on the
+//! real binary: samples from the future must not erase history or lock out
+//! current samples (also after kill -9 and a restart), and queries built to
+//! exhaust the stack get a fast 400 naming the limit while the server lives.
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+
+const YEAR_MS: i64 = 365 * 86_400_000;
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
+
+fn post_query(s: &Server, q: &str) -> (u16, serde_json::Value, Duration) {
+    let body: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", q)
+        .finish();
+    let started = Instant::now();
+    let r = client()
+        .post(s.url("/api/v1/query"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .unwrap();
+    let code = r.status().as_u16();
+    let v = serde_json::from_str(&r.text().unwrap()).unwrap();
+    (code, v, started.elapsed())
+}
+
+/// Total samples of `hist` over the last `hours` as the server sees them.
+fn stored(s: &Server, hours: i64) -> f64 {
+    let (c, v, _) = post_query(s, &format!("sum(count_over_time(hist[{hours}h]))"));
+    assert_eq!(c, 200, "{v}");
+    v["data"]["result"][0]["value"][1]
+        .as_str()
+        .map_or(0.0, |x| x.parse().unwrap())
+}
+
+fn history(series: usize, hours: i64, end_ms: i64) -> Vec<sonde::remote::pb::SeriesInput> {
+    let n = (hours * 3600 / 60) as usize;
+    (0..series)
+        .map(|i| {
+            let labels = vec![
+                ("__name__".to_string(), "hist".to_string()),
+                ("i".to_string(), i.to_string()),
+            ];
+            let samples = (0..n)
+                .map(|k| (end_ms - (n - 1 - k) as i64 * 60_000, k as f64))
+                .collect();
+            (labels, samples)
+        })
+        .collect()
+}
+
+/// Writes `data` in time order, ten minutes of every series per request.
+fn write_in_time_order(s: &Server, data: &[sonde::remote::pb::SeriesInput]) {
+    let n = data.iter().map(|d| d.1.len()).max().unwrap_or(0);
+    for k in (0..n).step_by(10) {
+        let slice: Vec<_> = data
+            .iter()
+            .map(|(l, v)| (l.clone(), v[k..(k + 10).min(v.len())].to_vec()))
+            .collect();
+        let (c, b) = remote_write(&s.url(""), &slice);
+        assert_eq!(c, 204, "{b}");
+    }
+}
+
+fn one(name: &str, t: i64, v: f64) -> sonde::remote::pb::SeriesInput {
+    (
+        vec![("__name__".to_string(), name.to_string())],
+        vec![(t, v)],
+    )
+}
+
+#[test]
+fn a_sample_from_the_future_is_refused_and_history_stays() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = ["--storage.tsdb.min-block-duration=1h"];
+    let mut s = start_sonde(dir.path(), &args);
+    let end = now_ms() - 60_000;
+    // 5 h of one-minute samples for 20 series: blocks and head.
+    write_in_time_order(&s, &history(20, 5, end));
+    let before = stored(&s, 6);
+    assert_eq!(before, 20.0 * 300.0);
+
+    // A year ahead, in the same request as a good sample: 400 naming the
+    // series and the timestamp, the good sample written.
+    let future = now_ms() + YEAR_MS;
+    let (c, b) = remote_write(
+        &s.url(""),
+        &[one("outlier", future, 1.0), one("fine", now_ms(), 2.0)],
+    );
+    assert_eq!(c, 400, "{b}");
+    assert!(
+        b.contains("outlier") && b.contains(&future.to_string()),
+        "{b}"
+    );
+    assert!(b.contains("too far in the future"), "{b}");
+    assert_eq!(query(&s, "fine").len(), 1);
+
+    // Influx with milliseconds sent as seconds (beyond the year 2262 that
+    // nanoseconds reach: refused by the parser), and from a clock a year ahead.
+    let r = client()
+        .post(s.url("/api/v2/write?precision=s"))
+        .body(format!("influxoutlier value=1 {}\n", now_ms()))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let r = client()
+        .post(s.url("/api/v2/write?precision=ms"))
+        .body(format!("influxoutlier value=1 {}\n", now_ms() + YEAR_MS))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let b = r.text().unwrap();
+    assert!(b.contains("too far in the future"), "{b}");
+    assert!(query(&s, "{__name__=~\"influxoutlier.*\"}").is_empty());
+
+    let (_, m) = (
+        0,
+        client()
+            .get(s.url("/metrics"))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap(),
+    );
+    assert!(
+        m.lines()
+            .any(|l| l
+                .starts_with("sonde_head_samples_rejected_total{reason=\"too_far_in_future\"} 2")),
+        "{m}"
+    );
+
+    // Maintenance runs every second: give it a few, then kill -9 and restart.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(stored(&s, 6), before);
+    s.kill();
+    let s = start_sonde(dir.path(), &args);
+    assert_eq!(stored(&s, 6), before, "history after kill -9 and restart");
+    let (c, b) = remote_write(&s.url(""), &[one("current", now_ms(), 3.0)]);
+    assert_eq!(c, 204, "current samples still accepted: {b}");
+}
+
+/// A sample from the future that got in before the bound existed (here:
+/// through a wide --storage.tsdb.max-future-time) anchors nothing once the
+/// bound is back: retention keeps the history and current samples go in.
+#[test]
+fn an_old_future_sample_in_the_wal_anchors_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let wide = [
+        "--storage.tsdb.min-block-duration=1h",
+        "--storage.tsdb.max-future-time=1000d",
+        "--storage.tsdb.retention.time=0s",
+    ];
+    let mut s = start_sonde(dir.path(), &wide);
+    let end = now_ms() - 60_000;
+    write_in_time_order(&s, &history(10, 5, end));
+    let (c, b) = remote_write(&s.url(""), &[one("outlier", now_ms() + YEAR_MS, 1.0)]);
+    assert_eq!(c, 204, "{b}");
+    s.kill();
+    let s = start_sonde(
+        dir.path(),
+        &[
+            "--storage.tsdb.min-block-duration=1h",
+            "--storage.tsdb.retention.time=1d",
+        ],
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(stored(&s, 6), 10.0 * 300.0);
+    let (c, b) = remote_write(&s.url(""), &[one("hist", now_ms(), 3.0)]);
+    assert_eq!(c, 204, "current samples accepted: {b}");
+    let (c, b) = remote_write(&s.url(""), &[one("current", now_ms(), 3.0)]);
+    assert_eq!(c, 204, "{b}");
+}
+
+#[test]
+fn queries_of_death_get_a_fast_400_and_the_server_lives() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_sonde(dir.path(), &[]);
+    let sum_100k = vec!["1"; 100_000].join("+");
+    let mib = "1+".repeat(512 << 10) + "1";
+    let nest = format!("{}1{}", "(".repeat(100_000), ")".repeat(100_000));
+    let calls = format!("{}1{}", "abs(".repeat(20_000), ")".repeat(20_000));
+    let chain_3k = vec!["1"; 3_000].join("+");
+    let unary = "-".repeat(100_000) + "1";
+    for (name, q, limit) in [
+        ("100k-term sum", &sum_100k, "--query.max-expression-tokens"),
+        ("1 MiB sum", &mib, "--query.max-expression-tokens"),
+        ("100k parentheses", &nest, "--query.max-expression-tokens"),
+        ("20k nested calls", &calls, "--query.max-expression-tokens"),
+        ("3k-term sum", &chain_3k, "--query.max-nesting-depth"),
+        ("100k unary minus", &unary, "--query.max-expression-tokens"),
+    ] {
+        let (c, v, took) = post_query(&s, q);
+        assert_eq!(c, 400, "{name}: {v}");
+        assert_eq!(v["errorType"], "bad_data", "{name}");
+        assert!(v["error"].as_str().unwrap().contains(limit), "{name}: {v}");
+        assert!(took < Duration::from_secs(5), "{name} took {took:?}");
+    }
+    // At the depth limit a query is evaluated (on a stack sized for it).
+    let chain = vec!["1"; 999].join("+");
+    let (c, v, _) = post_query(&s, &chain);
+    assert_eq!(c, 200, "{v}");
+    assert_eq!(v["data"]["result"][1], "999");
+    let nested = format!("{}1{}", "(".repeat(998), ")".repeat(998));
+    let (c, v, _) = post_query(&s, &nested);
+    assert_eq!(c, 200, "{v}");
+    let r = client().get(s.url("/-/ready")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
