@@ -86,6 +86,29 @@ pub struct Flags {
     )]
     pub listen_address: String,
 
+    /// Memory that large remote-write and remote-read bodies may take decoded
+    /// at once (at least one largest body, 128 MiB); further ones wait, then get 503.
+    #[arg(
+        long = "web.remote-decode-memory",
+        value_name = "SIZE",
+        default_value = "256MiB"
+    )]
+    pub remote_decode_memory: String,
+
+    /// Most HTTP connections open at once. At the limit a new connection
+    /// closes the oldest idle one (no request in progress), so slow or idle
+    /// clients cannot lock out health checks and Grafana.
+    #[arg(long = "web.max-connections", value_name = "N", default_value_t = crate::serve::DEFAULT_MAX_CONNECTIONS)]
+    pub web_max_connections: usize,
+
+    /// Longest a request's head may take to arrive.
+    #[arg(
+        long = "web.read-timeout",
+        value_name = "DURATION",
+        default_value = "5m"
+    )]
+    pub web_read_timeout: String,
+
     /// Enable the admin endpoints (delete series, clean tombstones, snapshot).
     #[arg(long = "web.enable-admin-api")]
     pub enable_admin_api: bool,
@@ -282,6 +305,15 @@ impl Flags {
             self.min_block_duration.clone(),
         );
         m.insert("web.listen-address".into(), self.listen_address.clone());
+        m.insert(
+            "web.max-connections".into(),
+            self.web_max_connections.to_string(),
+        );
+        m.insert("web.read-timeout".into(), self.web_read_timeout.clone());
+        m.insert(
+            "web.remote-decode-memory".into(),
+            self.remote_decode_memory.clone(),
+        );
         m.insert(
             "web.enable-admin-api".into(),
             self.enable_admin_api.to_string(),

@@ -18,6 +18,7 @@ pub mod relabel;
 pub mod remote;
 pub mod rules;
 pub mod scrape;
+pub mod serve;
 pub mod server;
 pub mod storage;
 pub mod template;

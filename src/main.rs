@@ -23,6 +23,12 @@ fn init_logging(flags: &Flags) {
 fn main() -> std::process::ExitCode {
     let flags = Flags::parse();
     init_logging(&flags);
+    // As Go's runtime does for Prometheus: the soft open-files limit up to
+    // the hard one, for thousands of client connections and many blocks.
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(n) => tracing::debug!(limit = n, "open-files limit"),
+        Err(e) => tracing::warn!(error = %e, "could not raise the open-files limit"),
+    }
     if let Some(cmd) = flags.command.clone() {
         return sonde::check::run(cmd);
     }

@@ -179,6 +179,14 @@ pub struct Metrics {
     pub influx_points: Counter,
     /// Influx lines rejected.
     pub influx_bad_lines: Counter,
+    /// Large push bodies refused because the decode budget stayed in use.
+    pub decode_budget_waits_exceeded: Counter,
+    /// HTTP connections open now.
+    pub http_connections_open: AtomicU64,
+    /// Idle connections closed to make room under `--web.max-connections`.
+    pub http_connections_evicted: Counter,
+    /// Connections refused (closed at once) because every slot was busy.
+    pub http_connections_refused: Counter,
     /// Commit (WAL write + apply) latency of push requests.
     pub commit_duration: Histogram,
     /// Successful configuration reloads (1) or not (0), and when.
@@ -199,6 +207,10 @@ impl Default for Metrics {
             rejected_samples: CounterVec::default(),
             influx_points: Counter::default(),
             influx_bad_lines: Counter::default(),
+            decode_budget_waits_exceeded: Counter::default(),
+            http_connections_open: AtomicU64::new(0),
+            http_connections_evicted: Counter::default(),
+            http_connections_refused: Counter::default(),
             commit_duration: Histogram::new(FAST_BUCKETS),
             config_last_reload_successful: AtomicU64::new(0),
             config_last_reload_success_timestamp: AtomicU64::new(0),
@@ -492,6 +504,35 @@ impl Metrics {
             "counter",
             "Influx line-protocol lines rejected.",
             self.influx_bad_lines.get() as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_remote_decode_budget_exhausted_total",
+            "counter",
+            "Large remote-write/read bodies answered 503 because --web.remote-decode-memory stayed in use.",
+            self.decode_budget_waits_exceeded.get() as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_http_connections",
+            "gauge",
+            "HTTP connections open.",
+            self.http_connections_open
+                .load(std::sync::atomic::Ordering::Relaxed) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_http_connections_evicted_total",
+            "counter",
+            "Idle HTTP connections closed to make room under --web.max-connections.",
+            self.http_connections_evicted.get() as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_http_connections_refused_total",
+            "counter",
+            "HTTP connections closed at once because all --web.max-connections were busy with requests.",
+            self.http_connections_refused.get() as f64,
         );
         family(
             &mut out,

@@ -44,6 +44,11 @@ pub struct AppState {
     pub engine: Arc<crate::promql::Engine>,
     /// `--query.max-concurrency` query slots; further queries wait for one.
     pub query_slots: Arc<tokio::sync::Semaphore>,
+    /// `--web.remote-decode-memory`, in KiB permits: what large remote-write
+    /// and remote-read bodies may take decoded at once.
+    pub decode_budget: Arc<tokio::sync::Semaphore>,
+    /// The budget's size in KiB.
+    pub decode_budget_kib: u32,
     /// The scrape manager, once storage is open.
     scrape: OnceLock<Arc<crate::scrape::ScrapeManager>>,
     /// Alert notifications (Alertmanager, Telegram).
@@ -269,6 +274,22 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
             .query_max_concurrency
             .clamp(1, tokio::sync::Semaphore::MAX_PERMITS),
     ));
+    let decode_budget_kib = u32::try_from(
+        config::ByteSize::parse(&flags.remote_decode_memory)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "invalid --web.remote-decode-memory {:?}: {e}",
+                    flags.remote_decode_memory
+                )
+            })?
+            .bytes()
+            / 1024,
+    )
+    .unwrap_or(u32::MAX)
+    .clamp(
+        (crate::api::push::MAX_DECODED_BODY / 1024 + 1) as u32,
+        u32::try_from(tokio::sync::Semaphore::MAX_PERMITS).unwrap_or(u32::MAX),
+    );
     let listener = tokio::net::TcpListener::bind(&flags.listen_address)
         .await
         .with_context(|| format!("listening on {}", flags.listen_address))?;
@@ -284,6 +305,8 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         replay: OnceLock::new(),
         engine,
         query_slots,
+        decode_budget: Arc::new(tokio::sync::Semaphore::new(decode_budget_kib as usize)),
+        decode_budget_kib,
         scrape: OnceLock::new(),
         notifier: OnceLock::new(),
         rules: OnceLock::new(),
@@ -338,19 +361,16 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         ));
     }
     let st = state.clone();
+    let serve_opts = crate::serve::ServeOptions {
+        max_connections: flags.web_max_connections,
+        read_timeout: duration_flag("web.read-timeout", &flags.web_read_timeout)?,
+        tls,
+    };
     let server = tokio::spawn(async move {
-        let stop = async move { st.shutdown.notified().await };
-        match tls {
-            Some(cfg) => {
-                crate::web::serve_tls(listener, app, cfg, stop).await;
-                Ok(())
-            }
-            None => {
-                axum::serve(listener, app.into_make_service())
-                    .with_graceful_shutdown(stop)
-                    .await
-            }
-        }
+        let st2 = st.clone();
+        let stop = async move { st2.shutdown.notified().await };
+        crate::serve::serve(listener, app, serve_opts, st, stop).await;
+        Ok::<(), std::io::Error>(())
     });
 
     signals(state.clone());

@@ -213,3 +213,120 @@ fn queries_of_death_get_a_fast_400_and_the_server_lives() {
     let r = client().get(s.url("/-/ready")).send().unwrap();
     assert_eq!(r.status().as_u16(), 200);
 }
+
+/// Peak resident memory of a process, from /proc (bytes).
+fn peak_rss(pid: u32) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kb: u64 = s
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    kb * 1024
+}
+
+/// A snappy block header (uvarint) declaring `len` bytes, then `body`.
+fn snappy_with_header(len: u64, body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut v = len;
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+    out.extend_from_slice(body);
+    out
+}
+
+#[test]
+fn decompression_bombs_are_refused_or_queued_within_a_memory_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_sonde(dir.path(), &[]);
+    let pid = s.child.as_ref().unwrap().id();
+    // Headers that no body of this size could decode to: 400 before any allocation.
+    let lie = snappy_with_header(120 << 20, &[0u8; 300]);
+    // Real bombs: 100 MiB of zeros, about 5 MiB compressed, which decode.
+    let real = sonde::remote::compress_snappy(&vec![0u8; 100 << 20]);
+    assert!(real.len() < 6 << 20);
+    let base = s.url("");
+    let handles: Vec<_> = (0..64)
+        .map(|i| {
+            let body = if i % 2 == 0 {
+                lie.clone()
+            } else {
+                real.clone()
+            };
+            let base = base.clone();
+            std::thread::spawn(move || post_write(&base, body))
+        })
+        .collect();
+    let mut codes = std::collections::BTreeMap::new();
+    let mut lies = 0;
+    for h in handles {
+        let (c, b) = h.join().unwrap();
+        if b.contains("impossible for a body of") {
+            assert_eq!(c, 400, "{b}");
+            lies += 1;
+        }
+        *codes.entry(c).or_insert(0) += 1;
+    }
+    // The lies get 400 at once; the real bombs decode (to a protobuf error:
+    // 400) or wait for the budget and get 503.
+    assert_eq!(lies, 32, "{codes:?}");
+    assert_eq!(
+        codes.get(&400).unwrap_or(&0) + codes.get(&503).unwrap_or(&0),
+        64,
+        "{codes:?}"
+    );
+    let peak = peak_rss(pid);
+    assert!(peak < 1 << 30, "peak RSS {peak} bytes");
+    let r = client().get(s.url("/-/ready")).send().unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+}
+
+#[test]
+fn thousands_of_trickling_connections_leave_ready_answering() {
+    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_sonde(dir.path(), &["--web.max-connections=512"]);
+    let addr = format!("127.0.0.1:{}", s.port);
+    let mut held = Vec::new();
+    for _ in 0..2000 {
+        use std::io::Write;
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        // A request head that never ends.
+        let _ = c.write_all(b"GET /-/ready HTTP/1.1\r\nHost: x\r\nX-Slow: ");
+        held.push(c);
+    }
+    for _ in 0..5 {
+        let started = Instant::now();
+        let r = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .unwrap()
+            .get(s.url("/-/ready"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status().as_u16(), 200);
+        assert!(started.elapsed() < Duration::from_secs(2));
+        // Keep trickling: one more byte on every connection still open.
+        for c in &mut held {
+            use std::io::Write;
+            let _ = c.write_all(b"a");
+        }
+    }
+    let m = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        m.lines()
+            .any(|l| l.starts_with("sonde_http_connections_evicted_total ") && !l.ends_with(" 0")),
+        "{m}"
+    );
+    drop(held);
+}

@@ -123,9 +123,10 @@ pub enum Error {
         /// The data directory.
         path: PathBuf,
     },
-    /// An earlier fsync failed: the WAL is read-only until restart.
-    #[error("write-ahead log is read-only after a failed fsync: {0}")]
-    ReadOnly(String),
+    /// The fsync covering this commit failed: it is not acknowledged (the
+    /// segment is sealed and later commits go to a new one).
+    #[error("write-ahead log fsync failed, the commit is not durable (retry): {0}")]
+    FsyncFailed(String),
     /// A series ref that the head does not (or no longer) know.
     #[error("unknown series ref {0}")]
     UnknownSeriesRef(u64),
@@ -155,6 +156,9 @@ impl Error {
 
     /// True when retrying later may succeed (disk full, transient I/O).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::DiskFull { .. } | Error::Io { .. })
+        matches!(
+            self,
+            Error::DiskFull { .. } | Error::Io { .. } | Error::FsyncFailed(_)
+        )
     }
 }

@@ -8,7 +8,7 @@
 
 pub mod format;
 pub mod params;
-mod push;
+pub(crate) mod push;
 mod query;
 mod read;
 mod rules;

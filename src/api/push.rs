@@ -133,7 +133,9 @@ fn commit(m: &Metrics, app: &mut sonde_engine::Appender) -> Result<(), CommitErr
     let r = app.commit();
     m.commit_duration.observe(started.elapsed().as_secs_f64());
     r.map_err(|e| match e {
-        e @ sonde_engine::Error::DiskFull { .. } => CommitError::Retry(e.to_string()),
+        e @ (sonde_engine::Error::DiskFull { .. } | sonde_engine::Error::FsyncFailed(_)) => {
+            CommitError::Retry(e.to_string())
+        }
         e => CommitError::Fatal(e.to_string()),
     })
 }
@@ -220,9 +222,18 @@ async fn remote_write_inner(st: Arc<AppState>, headers: HeaderMap, body: Bytes) 
     let res = if body.len() <= INLINE_BODY {
         Ok(ingest_write(&st.metrics, &storage, proto, &body))
     } else {
+        // Large decodes share one memory budget: a flood of big (or
+        // bomb-sized) bodies waits for it instead of each taking its own
+        // buffer and blocking thread.
+        let _permit = match decode_permit(&st, &body).await {
+            Ok(p) => p,
+            Err(r) => return r,
+        };
         let st2 = st.clone();
-        tokio::task::spawn_blocking(move || ingest_write(&st2.metrics, &storage, proto, &body))
-            .await
+        tokio::task::spawn_blocking(move || {
+            ingest_write_fresh(&st2.metrics, &storage, proto, &body)
+        })
+        .await
     };
     let (out, stats_rejection, committed) = match res {
         Ok(Ok(x)) => x,
@@ -531,6 +542,58 @@ fn append_held(
     }
 }
 
+/// A share of `--web.remote-decode-memory` for decoding `body` (its
+/// snappy-declared length, which the decoder checks against the body's
+/// size before allocating). Waits up to [`DECODE_WAIT`]; then 503.
+pub(crate) async fn decode_permit(
+    st: &AppState,
+    body: &[u8],
+) -> Result<tokio::sync::OwnedSemaphorePermit, Response> {
+    let declared = remote::snappy_declared(body)
+        .min((body.len() as u64).saturating_mul(remote::SNAPPY_MAX_EXPANSION))
+        .min(MAX_DECODED_BODY as u64);
+    let kib = u32::try_from(declared / 1024 + 1)
+        .unwrap_or(u32::MAX)
+        .min(st.decode_budget_kib);
+    match tokio::time::timeout(
+        DECODE_WAIT,
+        st.decode_budget.clone().acquire_many_owned(kib),
+    )
+    .await
+    {
+        Ok(Ok(p)) => Ok(p),
+        _ => {
+            st.metrics.decode_budget_waits_exceeded.add(1);
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "decoding this body needs {declared} bytes of the --web.remote-decode-memory budget ({} KiB), which other requests hold: retry later",
+                    st.decode_budget_kib
+                ),
+            );
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            Err(r)
+        }
+    }
+}
+
+/// How long a large request waits for decode memory before it gets a 503.
+const DECODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// [`ingest_write`] into a buffer of its own, freed at the end (large requests).
+fn ingest_write_fresh(
+    m: &Metrics,
+    storage: &Storage,
+    proto: Proto,
+    body: &[u8],
+) -> Result<IngestResult, Response> {
+    let mut buf = Vec::new();
+    remote::decompress_snappy_into(body, MAX_DECODED_BODY, &mut buf)
+        .map_err(decode_error)
+        .and_then(|n| ingest_decoded(m, storage, proto, &buf[..n]))
+}
+
 /// Decodes and appends a whole request, then commits it once.
 fn ingest_write(
     m: &Metrics,
@@ -692,6 +755,10 @@ pub async fn remote_read(State(st): State<Arc<AppState>>, body: Bytes) -> Respon
         Err(_) => return text(StatusCode::SERVICE_UNAVAILABLE, "storage is starting up"),
     };
     let limit = st.flags.query_max_samples;
+    let _permit = match decode_permit(&st, &body).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
     let res = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Response> {
         let raw = remote::decompress_snappy(&body, MAX_DECODED_BODY).map_err(decode_error)?;
         let req = remote::decode_read_request(&raw).map_err(decode_error)?;

@@ -75,6 +75,15 @@ pub enum RemoteError {
         /// Configured maximum.
         max: usize,
     },
+    /// The snappy header declares more bytes than the body could ever
+    /// decode to (a decompression bomb's header): refused before allocating.
+    #[error("snappy header declares {declared} decoded bytes, impossible for a body of {body} bytes (snappy expands at most {SNAPPY_MAX_EXPANSION}x)")]
+    ImpossibleLength {
+        /// Declared decoded length.
+        declared: u64,
+        /// Compressed body length.
+        body: usize,
+    },
     /// The body is not valid snappy block data.
     #[error("snappy decode failed: {0}")]
     BadSnappy(String),
@@ -274,6 +283,12 @@ pub fn decompress_snappy_into(
     buf: &mut Vec<u8>,
 ) -> Result<usize, RemoteError> {
     let declared = snappy_declared_len(body)?;
+    if declared > (body.len() as u64).saturating_mul(SNAPPY_MAX_EXPANSION) {
+        return Err(RemoteError::ImpossibleLength {
+            declared,
+            body: body.len(),
+        });
+    }
     if declared > max_decoded as u64 {
         return Err(RemoteError::TooLarge {
             declared,
@@ -288,6 +303,16 @@ pub fn decompress_snappy_into(
     snap::raw::Decoder::new()
         .decompress(body, &mut buf[..declared])
         .map_err(|e| RemoteError::BadSnappy(e.to_string()))
+}
+
+/// The most a snappy block can expand: its densest element, a copy with a
+/// 2-byte offset, is 3 bytes for up to 64 output bytes (21.3x); 22 leaves
+/// room for the length header.
+pub const SNAPPY_MAX_EXPANSION: u64 = 22;
+
+/// The decoded length a snappy block's header declares (0 if unreadable).
+pub fn snappy_declared(body: &[u8]) -> u64 {
+    snappy_declared_len(body).unwrap_or(0)
 }
 
 /// Reads the uvarint decoded-length header of a snappy block.

@@ -610,11 +610,21 @@ fn snappy_round_trip_and_limits() {
     prost::encoding::encode_varint(4u64 << 30, &mut body);
     body.resize(100, 0x42);
     match decompress_snappy(&body, 64 << 20) {
-        Err(RemoteError::TooLarge { declared, max }) => {
-            assert_eq!((declared, max), (4 << 30, 64 << 20));
+        Err(RemoteError::ImpossibleLength { declared, body }) => {
+            assert_eq!((declared, body), (4 << 30, 100));
         }
         r => panic!("{r:?}"),
     }
+    // A header within what the body could decode to, over the limit.
+    let big = compress_snappy(&vec![0u8; 1 << 20]);
+    match decompress_snappy(&big, 64 << 10) {
+        Err(RemoteError::TooLarge { declared, max }) => {
+            assert_eq!((declared, max), (1 << 20, 64 << 10));
+        }
+        r => panic!("{r:?}"),
+    }
+    // The densest valid snappy decodes within the expansion bound.
+    assert!(big.len() as u64 * SNAPPY_MAX_EXPANSION >= 1 << 20);
     // Even with a huge limit the junk is rejected as corrupt, not allocated:
     // the body would need at least declared/64 bytes... snap checks before output.
     assert!(decompress_snappy(&[], 10).is_err());

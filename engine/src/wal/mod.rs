@@ -53,7 +53,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -174,7 +174,12 @@ struct Segment {
 /// State behind the writer mutex.
 #[derive(Debug)]
 struct Writer {
-    seg: Arc<Segment>,
+    /// The segment appends go to; `None` until one could be created (a full
+    /// disk at open) or after a failed fsync sealed the last one: the next
+    /// write creates segment `next_idx` first.
+    seg: Option<Arc<Segment>>,
+    /// Index of the segment to create when `seg` is `None`.
+    next_idx: u64,
     /// End of the valid data in `seg`; the next write goes here.
     offset: u64,
     /// A failed write may have left bytes after `offset` that could not be truncated yet.
@@ -189,10 +194,23 @@ struct Writer {
 /// Group-commit state.
 #[derive(Debug, Default)]
 struct SyncState {
-    /// All bytes with sequence <= `synced` are durable.
+    /// All bytes with sequence <= `synced` are durable, except those in a
+    /// `failed` range.
     synced: u64,
     /// An fsync is running; waiters re-check `synced` when it ends.
     in_flight: bool,
+    /// Byte ranges `(lo, hi]` whose fsync failed (newest last, a few kept):
+    /// a commit in one is never acknowledged.
+    failed: Vec<(u64, u64, String)>,
+}
+
+impl SyncState {
+    fn failure_for(&self, target: u64) -> Option<&str> {
+        self.failed
+            .iter()
+            .find(|(lo, hi, _)| *lo < target && target <= *hi)
+            .map(|(_, _, m)| m.as_str())
+    }
 }
 
 #[derive(Debug)]
@@ -202,8 +220,11 @@ struct Inner {
     writer: Mutex<Writer>,
     sync: Mutex<SyncState>,
     sync_cv: Condvar,
-    read_only: AtomicBool,
-    read_only_msg: Mutex<String>,
+    /// Index of the newest segment whose fsync failed (`u64::MAX`: none).
+    /// Never written to again: the writer moves on to a fresh segment.
+    sealed: AtomicU64,
+    /// fsyncs that failed since open.
+    fsync_failures: AtomicU64,
     fault: AtomicU8,
     fsyncs: AtomicU64,
     fsync_latency: crate::histogram::LatencyHistogram,
@@ -523,7 +544,7 @@ fn move_aside(
     Ok(cdir)
 }
 
-fn create_segment(dir: &Path, idx: u64) -> Result<Segment> {
+fn create_segment(dir: &Path, idx: u64, fault: Option<Fault>) -> Result<Segment> {
     let path = dir.join(segment_name(idx));
     let file = OpenOptions::new()
         .read(true)
@@ -531,8 +552,12 @@ fn create_segment(dir: &Path, idx: u64) -> Result<Segment> {
         .create_new(true)
         .open(&path)
         .map_err(|e| Error::io("create wal segment", &path, e))?;
-    let res = file
-        .write_all_at(&header_bytes(), 0)
+    let header = if matches!(fault, Some(Fault::WriteEnospc | Fault::ShortWrite)) {
+        Err(os_err(libc::ENOSPC))
+    } else {
+        file.write_all_at(&header_bytes(), 0)
+    };
+    let res = header
         .map_err(|e| Error::io("write wal segment header", &path, e))
         .and_then(|()| sync_file(&file, &path))
         .and_then(|()| sync_dir(dir));
@@ -549,14 +574,28 @@ impl Inner {
         Fault::from_u8(self.fault.load(Ordering::Relaxed))
     }
 
-    fn check_writable(&self) -> Result<()> {
-        if self.read_only.load(Ordering::Acquire) {
-            return Err(Error::ReadOnly(self.read_only_msg.lock().clone()));
+    /// The writer's segment, created first when there is none (see
+    /// [`Writer::seg`]); a segment sealed by a failed fsync is left behind.
+    fn segment(&self, w: &mut Writer) -> Result<Arc<Segment>> {
+        if let Some(s) = &w.seg {
+            if self.sealed.load(Ordering::Acquire) != s.idx {
+                return Ok(Arc::clone(s));
+            }
+            tracing::warn!(segment = %s.path.display(), "WAL segment sealed after a failed fsync; continuing on a new segment");
+            w.next_idx = s.idx + 1;
+            w.seg = None;
+            w.dirty_tail = false;
         }
-        Ok(())
+        let s = Arc::new(create_segment(&self.dir, w.next_idx, self.fault())?);
+        w.next_idx = s.idx + 1;
+        w.seg = Some(Arc::clone(&s));
+        w.offset = HEADER_LEN as u64;
+        w.dirty_tail = false;
+        Ok(s)
     }
 
-    /// fsyncs a segment; a failure makes the WAL read-only for good.
+    /// fsyncs a segment. A failure seals it: the kernel may have dropped its
+    /// dirty pages, so it is never trusted or written again.
     fn fsync(&self, seg: &Segment) -> Result<()> {
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         let started = std::time::Instant::now();
@@ -567,12 +606,9 @@ impl Inner {
         };
         self.fsync_latency.observe(started.elapsed());
         if let Err(e) = &res {
-            tracing::error!(error = %e, "WAL fsync failed; the WAL is read-only from now on");
-            let mut msg = self.read_only_msg.lock();
-            if msg.is_empty() {
-                *msg = e.to_string();
-            }
-            self.read_only.store(true, Ordering::Release);
+            tracing::error!(error = %e, segment = %seg.path.display(), "WAL fsync failed: the commits it held fail, the segment is sealed, and appends continue on a new segment");
+            self.fsync_failures.fetch_add(1, Ordering::Relaxed);
+            self.sealed.store(seg.idx, Ordering::Release);
         }
         res
     }
@@ -582,7 +618,9 @@ impl Inner {
     fn sync_upto(&self, target: u64) -> Result<()> {
         let mut st = self.sync.lock();
         loop {
-            self.check_writable()?;
+            if let Some(m) = st.failure_for(target) {
+                return Err(Error::FsyncFailed(m.to_string()));
+            }
             if st.synced >= target {
                 return Ok(());
             }
@@ -595,18 +633,35 @@ impl Inner {
         drop(st);
         let (seg, upto) = {
             let w = self.writer.lock();
-            (Arc::clone(&w.seg), w.written)
+            (w.seg.clone(), w.written)
         };
         // Everything before `upto` is in `seg` or in an earlier segment that
-        // rotate() fsynced before switching away from it.
-        let res = self.fsync(&seg);
+        // rotate() fsynced before switching away from it (or that a failed
+        // fsync sealed: its range is in `failed`).
+        let res = match &seg {
+            Some(seg) => self.fsync(seg),
+            None => Ok(()),
+        };
         let mut st = self.sync.lock();
         st.in_flight = false;
-        if res.is_ok() {
-            st.synced = st.synced.max(upto);
+        match &res {
+            Ok(()) => st.synced = st.synced.max(upto),
+            Err(e) => {
+                let lo = st.synced;
+                st.failed.push((lo, upto, e.to_string()));
+                if st.failed.len() > 16 {
+                    st.failed.remove(0);
+                }
+                // Later data lives in later segments; `synced` moves past
+                // the failed range, which `failure_for` keeps refusing.
+                st.synced = st.synced.max(upto);
+            }
         }
         self.sync_cv.notify_all();
-        res
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) => Err(Error::FsyncFailed(e.to_string())),
+        }
     }
 
     fn mark_synced(&self, upto: u64) {
@@ -657,26 +712,27 @@ impl Inner {
     }
 
     fn fix_dirty_tail(&self, w: &mut Writer) -> Result<()> {
-        if w.dirty_tail {
-            w.seg
-                .file
+        if let (true, Some(seg)) = (w.dirty_tail, &w.seg) {
+            seg.file
                 .set_len(w.offset)
-                .map_err(|e| Error::io("truncate wal segment", &w.seg.path, e))?;
-            w.dirty_tail = false;
+                .map_err(|e| Error::io("truncate wal segment", &seg.path, e))?;
         }
+        w.dirty_tail = false;
         Ok(())
     }
 
     /// fsyncs and closes the current segment, starts the next. Returns the closed index.
     fn rotate_locked(&self, w: &mut Writer) -> Result<u64> {
-        self.check_writable()?;
         self.fix_dirty_tail(w)?;
-        let old = Arc::clone(&w.seg);
+        let old = self.segment(w)?;
         self.fsync(&old)?;
         self.mark_synced(w.written);
-        let new = create_segment(&self.dir, old.idx + 1)?;
-        w.seg = Arc::new(new);
-        w.offset = HEADER_LEN as u64;
+        w.seg = None;
+        w.next_idx = old.idx + 1;
+        // Best effort: on a full disk the next write creates it.
+        if let Err(e) = self.segment(w) {
+            tracing::debug!(error = %e, "next WAL segment not created yet");
+        }
         Ok(old.idx)
     }
 
@@ -685,18 +741,22 @@ impl Inner {
     fn write_batch(&self, w: &mut Writer, buf: &[u8]) -> Result<()> {
         self.fix_dirty_tail(w)?;
         let len = buf.len() as u64;
-        if w.offset > HEADER_LEN as u64 && w.offset + len > self.opts.segment_size {
+        if w.seg.is_some()
+            && w.offset > HEADER_LEN as u64
+            && w.offset + len > self.opts.segment_size
+        {
             self.rotate_locked(w)?;
         }
+        let seg = self.segment(w)?;
         let off = w.offset;
-        match self.pwrite(&w.seg, buf, off) {
+        match self.pwrite(&seg, buf, off) {
             Ok(()) => {
                 w.offset += len;
                 w.written += len;
                 Ok(())
             }
             Err(e) => {
-                if w.seg.file.set_len(off).is_err() {
+                if seg.file.set_len(off).is_err() {
                     w.dirty_tail = true;
                 }
                 Err(e)
@@ -715,9 +775,6 @@ impl Inner {
                 if *stop {
                     return;
                 }
-            }
-            if self.read_only.load(Ordering::Acquire) {
-                continue;
             }
             let target = self.writer.lock().written;
             if target > self.sync.lock().synced {
@@ -876,14 +933,24 @@ impl Wal {
         }
 
         let next = last_kept.map_or(0, |i| i + 1);
-        let seg = create_segment(dir, next)?;
+        // On a full disk the store still opens (and serves reads): the
+        // first write that finds space creates the segment.
+        let seg = match create_segment(dir, next, None) {
+            Ok(s) => Some(Arc::new(s)),
+            Err(e @ Error::DiskFull { .. }) => {
+                tracing::warn!(error = %e, "no space for a new WAL segment; writes wait for space");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         report.elapsed = started.elapsed();
 
         let inner = Arc::new(Inner {
             dir: dir.to_path_buf(),
             opts: opts.clone(),
             writer: Mutex::new(Writer {
-                seg: Arc::new(seg),
+                seg,
+                next_idx: next,
                 offset: HEADER_LEN as u64,
                 dirty_tail: false,
                 written: 0,
@@ -892,8 +959,8 @@ impl Wal {
             }),
             sync: Mutex::new(SyncState::default()),
             sync_cv: Condvar::new(),
-            read_only: AtomicBool::new(false),
-            read_only_msg: Mutex::new(String::new()),
+            sealed: AtomicU64::new(u64::MAX),
+            fsync_failures: AtomicU64::new(0),
             fault: AtomicU8::new(0),
             fsyncs: AtomicU64::new(0),
             fsync_latency: crate::histogram::LatencyHistogram::default(),
@@ -927,7 +994,8 @@ impl Wal {
     ///
     /// On failure nothing of the batch is acknowledged and the segment still
     /// ends at the previous batch: [`Error::DiskFull`] can be retried once
-    /// space is freed. After a failed fsync every write gets [`Error::ReadOnly`].
+    /// space is freed. A failed fsync fails the commits it covered with
+    /// [`Error::FsyncFailed`]; later ones go to a fresh segment.
     pub fn log(&self, payloads: &[&[u8]]) -> Result<()> {
         if payloads.is_empty() {
             return Ok(());
@@ -938,7 +1006,6 @@ impl Wal {
             if w.closed {
                 return Err(Error::Closed);
             }
-            inner.check_writable()?;
             let mut buf = std::mem::take(&mut w.buf);
             buf.clear();
             for p in payloads {
@@ -991,7 +1058,7 @@ impl Wal {
             if w.closed {
                 return Err(Error::Closed);
             }
-            w.seg.idx
+            w.seg.as_ref().map_or(w.next_idx, |s| s.idx)
         };
         if upto >= current {
             return Err(Error::io(
@@ -1071,8 +1138,8 @@ impl Wal {
     }
 
     /// Stops the interval thread and fsyncs; later writes get [`Error::Closed`].
-    /// Calling it again is a no-op. Fails with [`Error::ReadOnly`] when an
-    /// earlier fsync failed (the unsynced tail is then not known to be durable).
+    /// Calling it again is a no-op. Fails with [`Error::FsyncFailed`] when
+    /// the last fsync fails.
     pub fn close(&self) -> Result<()> {
         {
             let mut w = self.inner.writer.lock();
@@ -1097,6 +1164,17 @@ impl Wal {
         self.inner
             .fault
             .store(Fault::to_u8(fault), Ordering::Relaxed);
+    }
+
+    /// Number of segment fsyncs that failed since open.
+    pub fn fsync_failure_count(&self) -> u64 {
+        self.inner.fsync_failures.load(Ordering::Relaxed)
+    }
+
+    /// Whether appends have a segment (false while a full disk keeps the
+    /// next one from being created).
+    pub fn has_segment(&self) -> bool {
+        self.inner.writer.lock().seg.is_some()
     }
 
     /// Number of segment fsyncs issued since open.

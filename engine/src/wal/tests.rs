@@ -377,24 +377,53 @@ fn disk_full_then_recovers_without_restart() {
 }
 
 #[test]
-fn failed_fsync_makes_wal_read_only() {
+fn failed_fsync_seals_the_segment_and_appends_continue_on_a_new_one() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     let (wal, _, _) = open(dir, opts(1 << 20, SyncMode::Always));
     wal.log(&[b"ok"]).unwrap();
     wal.inject_fault(Some(Fault::FsyncEio));
     let err = wal.log(&[b"lost"]).unwrap_err();
-    assert!(matches!(err, Error::Io { .. }), "{err}");
+    assert!(matches!(err, Error::FsyncFailed(_)), "{err}");
+    // The failed range is never acknowledged, also not by a later sync.
     wal.inject_fault(None);
-    assert!(matches!(wal.log(&[b"x"]), Err(Error::ReadOnly(_))));
-    assert!(matches!(wal.sync(), Err(Error::ReadOnly(_))));
-    assert!(matches!(wal.rotate(), Err(Error::ReadOnly(_))));
-    assert!(matches!(wal.close(), Err(Error::ReadOnly(_))));
+    assert_eq!(wal.fsync_failure_count(), 1);
+    wal.log(&[b"next"]).unwrap();
+    wal.sync().unwrap();
+    let segs = list_dir(dir).unwrap().segments;
+    assert_eq!(
+        segs.len(),
+        2,
+        "the sealed segment is left, a new one takes appends: {segs:?}"
+    );
+    wal.close().unwrap();
     drop(wal);
-    // A restart starts over; "lost" was written (not acknowledged) and may replay.
-    let (wal, _, got) = open(dir, opts(1 << 20, SyncMode::Always));
+    // "lost" was written (not acknowledged) and may replay; the rest does.
+    let (_wal, _, got) = open(dir, opts(1 << 20, SyncMode::Always));
     assert_eq!(got[0], b"ok");
-    wal.log(&[b"again"]).unwrap();
+    assert_eq!(got.last().unwrap(), b"next");
+    assert!(got.len() == 2 || got.len() == 3, "{got:?}");
+}
+
+#[test]
+fn a_wal_opens_without_space_for_a_segment_and_creates_it_when_writes_find_space() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    {
+        let (wal, _, _) = open(dir, opts(1 << 20, SyncMode::Always));
+        wal.log(&[b"before"]).unwrap();
+        wal.inject_fault(Some(Fault::WriteEnospc));
+        // Rotation cannot create the next segment: the WAL carries on without one.
+        assert!(wal.rotate().is_ok());
+        assert!(!wal.has_segment());
+        assert!(matches!(wal.log(&[b"x"]), Err(Error::DiskFull { .. })));
+        wal.inject_fault(None);
+        wal.log(&[b"after"]).unwrap();
+        assert!(wal.has_segment());
+        wal.close().unwrap();
+    }
+    let (_wal, _, got) = open(dir, opts(1 << 20, SyncMode::Always));
+    assert_eq!(got, vec![b"before".to_vec(), b"after".to_vec()]);
 }
 
 #[test]
