@@ -52,6 +52,16 @@ pub struct Flags {
     )]
     pub max_future_time: String,
 
+    /// Writes pause (503 with Retry-After) while the data directory's
+    /// filesystem has less space available than this, so compaction and
+    /// checkpoints can still finish; they resume by themselves. 0 turns it off.
+    #[arg(
+        long = "storage.tsdb.min-free-space",
+        value_name = "SIZE",
+        default_value = "100MB"
+    )]
+    pub min_free_space: String,
+
     /// After the host's wall clock jumps by more than --storage.tsdb.max-future-time,
     /// age-based retention pauses until the clock has run steadily this long.
     #[arg(
@@ -291,6 +301,10 @@ impl Flags {
         m.insert(
             "storage.tsdb.wal-sync".into(),
             format!("{:?}", self.wal_sync).to_lowercase(),
+        );
+        m.insert(
+            "storage.tsdb.min-free-space".into(),
+            self.min_free_space.clone(),
         );
         m.insert(
             "storage.tsdb.max-future-time".into(),

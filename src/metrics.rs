@@ -458,6 +458,62 @@ impl Metrics {
             "Malformed WAL records met during replay.",
             hc.replay_errors.load(r) as f64,
         );
+        let rep = db.open_report();
+        simple(
+            &mut out,
+            "prometheus_tsdb_wal_corruptions_total",
+            "counter",
+            "WAL corruptions found at open (the rest of the log moved aside to wal/corrupt-*).",
+            f64::from(u8::from(rep.wal_corruption.is_some())),
+        );
+        simple(
+            &mut out,
+            "sonde_wal_torn_tail_repairs_total",
+            "counter",
+            "Torn WAL tails truncated at open.",
+            f64::from(u8::from(rep.wal_torn_tail.is_some())),
+        );
+        simple(
+            &mut out,
+            "prometheus_tsdb_compactions_failed_total",
+            "counter",
+            "Failed storage maintenance runs (head cuts, compactions, retention).",
+            dc.compaction_failures.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "prometheus_tsdb_clean_start",
+            "gauge",
+            "1 when the WAL replayed without a torn tail or corruption.",
+            f64::from(u8::from(
+                rep.wal_torn_tail.is_none() && rep.wal_corruption.is_none(),
+            )),
+        );
+        if let Some(w) = db.wal() {
+            simple(
+                &mut out,
+                "sonde_wal_fsync_failures_total",
+                "counter",
+                "Failed WAL fsyncs (each seals its segment and fails the commits it held).",
+                w.fsync_failure_count() as f64,
+            );
+        }
+        simple(
+            &mut out,
+            "sonde_storage_writes_paused",
+            "gauge",
+            "1 while appends are refused for lack of disk space (503 to writers).",
+            f64::from(u8::from(db.writes_paused().is_some())),
+        );
+        if free_space_checked(dc) {
+            simple(
+                &mut out,
+                "sonde_storage_free_bytes",
+                "gauge",
+                "Bytes available under the data directory at the last check.",
+                dc.free_bytes.load(r) as f64,
+            );
+        }
 
         family(
             &mut out,
@@ -633,4 +689,9 @@ fn process_metrics(out: &mut String, start: f64) {
             rd.count() as f64,
         );
     }
+}
+
+/// Whether the free-space check runs (it records a reading).
+fn free_space_checked(dc: &sonde_engine::db::DbCounters) -> bool {
+    dc.free_bytes.load(std::sync::atomic::Ordering::Relaxed) > 0
 }

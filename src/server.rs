@@ -211,7 +211,16 @@ pub fn engine_options(flags: &Flags, cfg: &Config) -> anyhow::Result<Options> {
         "storage.tsdb.retention.clock-stable-time",
         &flags.clock_stable_time,
     )?;
+    let min_free = config::ByteSize::parse(&flags.min_free_space)
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "invalid --storage.tsdb.min-free-space {:?}: {e}",
+                flags.min_free_space
+            )
+        })?
+        .bytes();
     Ok(Options {
+        min_free_bytes: min_free,
         max_future_ms: i64::try_from(max_future.as_millis()).unwrap_or(i64::MAX),
         clock_stable_ms: i64::try_from(stable.as_millis()).unwrap_or(i64::MAX),
         ooo_window_ms: ooo,

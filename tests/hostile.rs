@@ -330,3 +330,202 @@ fn thousands_of_trickling_connections_leave_ready_answering() {
     );
     drop(held);
 }
+
+struct Mount(std::path::PathBuf);
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}
+
+/// Fills the filesystem holding `dir` to the last byte.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let p = dir.join("filler");
+    let mut f = std::fs::File::create(&p).unwrap();
+    let block = vec![0u8; 64 << 10];
+    loop {
+        if f.write_all(&block).is_err() {
+            break;
+        }
+    }
+    let small = [0u8; 512];
+    while f.write_all(&small).is_ok() {}
+    while f.write_all(&[0u8]).is_ok() {}
+    p
+}
+
+/// sonde with its data in `data` and its log and config in `logs`.
+fn start_sonde_on(data: &std::path::Path, logs: &std::path::Path, args: &[&str]) -> Server {
+    let port = free_port();
+    let cfg = logs.join("sonde-empty.yml");
+    std::fs::write(&cfg, "global:\n  scrape_interval: 15s\n").unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sonde"));
+    cmd.arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!("--storage.tsdb.path={}", data.display()))
+        .args(args);
+    spawn_waiting(cmd, "sonde", port, logs, "/-/ready")
+}
+
+#[test]
+fn on_a_full_disk_sonde_restarts_ready_serves_reads_and_resumes_writes() {
+    let logs = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=16m", "tmpfs"])
+        .arg(tmp.path())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        mounted,
+        "cannot mount a tmpfs: this test needs root (CI runs as root; never skipped)"
+    );
+    let _m = Mount(tmp.path().to_path_buf());
+    let args = [
+        "--storage.tsdb.wal-sync=always",
+        "--storage.tsdb.min-free-space=0",
+    ];
+    let data = tmp.path().join("data");
+    let mut s = start_sonde_on(&data, logs.path(), &args);
+    let t0 = now_ms() - 3_600_000;
+    let mut acked = 0usize;
+    let mut k = 0i64;
+    let mut filler = None;
+    // 200 batches, then the disk fills up (as if another program filled
+    // it); write until it refuses: 503 with Retry-After, never a lost ack.
+    loop {
+        if k == 200 {
+            filler = Some(fill(tmp.path()));
+        }
+        let batch: Vec<_> = (0..50)
+            .map(|i| {
+                (
+                    vec![
+                        ("__name__".to_string(), "full".to_string()),
+                        ("i".to_string(), i.to_string()),
+                    ],
+                    vec![(t0 + k * 1000, k as f64)],
+                )
+            })
+            .collect();
+        let body = sonde::remote::compress_snappy(&sonde::remote::encode_write_v1(&batch));
+        let r = client()
+            .post(s.url("/api/v1/write"))
+            .header("Content-Encoding", "snappy")
+            .header("Content-Type", "application/x-protobuf")
+            .body(body)
+            .send()
+            .unwrap();
+        match r.status().as_u16() {
+            204 => acked += 50,
+            503 => {
+                assert!(r.headers().contains_key("retry-after"));
+                break;
+            }
+            c => panic!("{c}: {}", r.text().unwrap()),
+        }
+        k += 1;
+        assert!(k < 100_000, "the disk never filled");
+    }
+    assert!(acked >= 200 * 50, "{acked}");
+    let filler = filler.unwrap();
+    let count = |s: &Server| -> usize {
+        let (c, v, _) = post_query(s, "sum(count_over_time(full[2h]))");
+        assert_eq!(c, 200, "{v}");
+        v["data"]["result"][0]["value"][1]
+            .as_str()
+            .map_or(0, |x| x.parse().unwrap())
+    };
+    assert_eq!(count(&s), acked, "reads work on a full disk");
+
+    // kill -9 and restart on the full disk: ready, every acknowledged sample back.
+    s.kill();
+    let _ = fill(tmp.path());
+    let s = start_sonde_on(&data, logs.path(), &args);
+    assert_eq!(count(&s), acked, "after kill -9 and restart on a full disk");
+    let (c, _) = remote_write(&s.url(""), &[one("more", now_ms(), 1.0)]);
+    assert_eq!(c, 503, "writes wait for space");
+
+    // Space returns: writes resume by themselves, no restart.
+    std::fs::remove_file(&filler).unwrap();
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            remote_write(&s.url(""), &[one("more", now_ms(), 1.0)]).0 == 204
+        }),
+        "writes resume once space is freed"
+    );
+    assert_eq!(count(&s), acked);
+}
+
+fn mount_tmpfs(dir: &std::path::Path, size: &str) -> Mount {
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    assert!(
+        mounted,
+        "cannot mount a tmpfs: this test needs root (CI runs as root; never skipped)"
+    );
+    Mount(dir.to_path_buf())
+}
+
+#[test]
+fn under_the_free_space_threshold_writes_pause_and_resume_by_themselves() {
+    let logs = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let _m = mount_tmpfs(tmp.path(), "16m");
+    let data = tmp.path().join("data");
+    let s = start_sonde_on(&data, logs.path(), &["--storage.tsdb.min-free-space=4MiB"]);
+    let (c, b) = remote_write(&s.url(""), &[one("x", now_ms(), 1.0)]);
+    assert_eq!(c, 204, "{b}");
+    // Leave 2 MiB: under the threshold, over what a write needs.
+    let filler = fill(tmp.path());
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&filler)
+        .unwrap();
+    let len = f.metadata().unwrap().len();
+    f.set_len(len - (2 << 20)).unwrap();
+    drop(f);
+    let mut msg = String::new();
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            let (c, b) = remote_write(&s.url(""), &[one("x", now_ms(), 2.0)]);
+            msg = b;
+            c == 503
+        }),
+        "writes pause under the threshold"
+    );
+    assert!(msg.contains("--storage.tsdb.min-free-space"), "{msg}");
+    let m = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(m.contains("sonde_storage_writes_paused 1"), "{m}");
+    let (_, v) = get_json(&s, "/api/v1/status/runtimeinfo");
+    assert!(
+        v["data"]["storageWritesPaused"]
+            .as_str()
+            .unwrap_or("")
+            .contains("min-free-space"),
+        "{v}"
+    );
+    std::fs::remove_file(&filler).unwrap();
+    let mut last = (0, String::new());
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            last = remote_write(&s.url(""), &[one("x", now_ms(), 3.0)]);
+            last.0 == 204
+        }),
+        "writes resume once space returns: {last:?}"
+    );
+}

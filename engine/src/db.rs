@@ -64,6 +64,10 @@ pub struct Options {
     pub clock_stable_ms: i64,
     /// The wall clock (tests move it).
     pub clock: crate::Clock,
+    /// Appends pause while the data directory's filesystem has fewer bytes
+    /// available than this (`--storage.tsdb.min-free-space`; 0: never), so
+    /// compaction can still finish; checked at open and by every maintenance pass.
+    pub min_free_bytes: u64,
     /// Checkpoint the head once the WAL has grown by this much, or by the
     /// size of the last checkpoint if larger, since the last checkpoint: this
     /// bounds what a restart after a crash replays as raw samples, while the
@@ -88,6 +92,7 @@ impl Default for Options {
             max_future_ms: 10 * 60 * 1000,
             clock_stable_ms: 24 * HOUR_MS,
             clock: crate::Clock::default(),
+            min_free_bytes: 0,
         }
     }
 }
@@ -126,6 +131,9 @@ pub struct DbCounters {
     pub clock_jumps: AtomicU64,
     /// 1 while age-based retention is paused after a clock jump.
     pub retention_paused: AtomicU64,
+    /// Bytes available under the data directory at the last check (0 when
+    /// `min_free_bytes` is off).
+    pub free_bytes: AtomicU64,
 }
 
 /// A point-in-time summary.
@@ -219,10 +227,16 @@ impl Db {
         for p in block_dirs {
             match Block::open(&p) {
                 Ok(b) => blocks.push(Arc::new(b)),
-                Err(e) => {
+                Err(e) if proves_corruption(&e) => {
                     let dst = quarantine(&dir, &p)?;
                     tracing::error!(block = %p.display(), moved_to = %dst.display(), error = %e, "block failed verification; quarantined");
                     report.quarantined.push((p, e.to_string()));
+                }
+                // A newer format, or an error of the machine (EMFILE,
+                // ENOMEM, EACCES, EIO): the block stays where it is.
+                Err(e) => {
+                    tracing::error!(block = %p.display(), error = %e, "cannot open block; refusing to start (the block is left in place)");
+                    return Err(e);
                 }
             }
         }
@@ -296,6 +310,7 @@ impl Db {
             .counters
             .quarantined
             .store(report.quarantined.len() as u64, Ordering::Relaxed);
+        inner.check_free_space();
         let bg = if inner.opts.background {
             let i = inner.clone();
             Some(
@@ -416,6 +431,21 @@ impl Db {
         }
     }
 
+    /// Why appends are paused now, if they are: free space under
+    /// `min_free_bytes`, or no WAL segment could be created (a full disk).
+    pub fn writes_paused(&self) -> Option<String> {
+        if let Some((free, min, path)) = self.inner.head.low_space.lock().clone() {
+            return Some(Error::LowDiskSpace { path, free, min }.to_string());
+        }
+        match self.inner.head.wal.get() {
+            Some(w) if !w.has_segment() => Some(format!(
+                "disk full: no space for a new WAL segment in {}",
+                w.dir().display()
+            )),
+            _ => None,
+        }
+    }
+
     /// Head ingestion counters.
     pub fn head_counters(&self) -> &HeadCounters {
         &self.inner.head.counters
@@ -480,6 +510,8 @@ impl Drop for Db {
 }
 
 fn background(inner: Arc<Inner>) {
+    // Logged once per state change, not once a second.
+    let mut failing: Option<String> = None;
     loop {
         {
             let mut stop = inner.stop.lock();
@@ -493,17 +525,58 @@ fn background(inner: Arc<Inner>) {
                 return;
             }
         }
-        if let Err(e) = inner.maintain() {
-            inner
-                .counters
-                .compaction_failures
-                .fetch_add(1, Ordering::Relaxed);
-            tracing::error!(error = %e, "storage maintenance failed; will retry");
+        inner.check_free_space();
+        match inner.maintain() {
+            Err(e) => {
+                inner
+                    .counters
+                    .compaction_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                let msg = e.to_string();
+                if failing.as_deref() != Some(msg.as_str()) {
+                    tracing::error!(error = %msg, "storage maintenance failed; retrying every pass (logged again only when the error changes)");
+                    failing = Some(msg);
+                }
+            }
+            Ok(()) => {
+                if failing.take().is_some() {
+                    tracing::info!("storage maintenance succeeds again");
+                }
+            }
         }
     }
 }
 
 impl Inner {
+    /// Pauses or resumes appends by the free space under the data directory.
+    fn check_free_space(&self) {
+        let min = self.opts.min_free_bytes;
+        if min == 0 {
+            return;
+        }
+        let free = match rustix::fs::statvfs(&self.dir) {
+            Ok(st) => st.f_bavail.saturating_mul(st.f_frsize),
+            Err(e) => {
+                tracing::debug!(error = %e, "statvfs of the data directory failed");
+                return;
+            }
+        };
+        self.counters.free_bytes.store(free, Ordering::Relaxed);
+        let mut low = self.head.low_space.lock();
+        if free < min {
+            if low.is_none() {
+                tracing::error!(free, min, dir = %self.dir.display(), "free space under --storage.tsdb.min-free-space: writes pause until space returns (reads, compaction and retention go on)");
+            }
+            *low = Some((free, min, self.dir.clone()));
+        } else if low.take().is_some() {
+            tracing::warn!(
+                free,
+                min,
+                "free space is back over --storage.tsdb.min-free-space: writes resume"
+            );
+        }
+    }
+
     fn max_block_duration(&self) -> i64 {
         self.opts.max_block_duration_ms.unwrap_or_else(|| {
             let ten_percent = self
@@ -685,17 +758,21 @@ impl Inner {
             'outer: for id in 0..idx.series_count() {
                 let (_, metas) = match idx.series(id) {
                     Ok(x) => x,
-                    Err(_) => {
+                    Err(e) if proves_corruption(&e) => {
                         bad = true;
                         break;
                     }
+                    Err(e) => return Err(e),
                 };
                 for m in metas {
-                    if b.read_chunk(m.chunk_ref, &mut Vec::new(), &mut Vec::new())
-                        .is_err()
-                    {
-                        bad = true;
-                        break 'outer;
+                    match b.read_chunk(m.chunk_ref, &mut Vec::new(), &mut Vec::new()) {
+                        Ok(_) => {}
+                        Err(e) if proves_corruption(&e) => {
+                            bad = true;
+                            break 'outer;
+                        }
+                        // Not proof: retry at the next pass.
+                        Err(e) => return Err(e),
                     }
                 }
             }
@@ -766,6 +843,18 @@ fn delete_block_dir(parent: &Path, dir: &Path) -> Result<()> {
     std::fs::rename(dir, &tmp).map_err(|e| Error::io("rename block for deletion", dir, e))?;
     io::sync_dir(parent)?;
     std::fs::remove_dir_all(&tmp).map_err(|e| Error::io("remove block", &tmp, e))
+}
+
+/// Whether an error proves a block corrupt (and so may move it to
+/// `corrupt/`): a failed checksum, bad bytes, or a file a block cannot lack.
+/// A newer format version and every other I/O error (EMFILE, ENOMEM,
+/// EACCES, EIO...) prove nothing about the block.
+pub(crate) fn proves_corruption(e: &Error) -> bool {
+    match e {
+        Error::Corruption { .. } | Error::ChecksumMismatch { .. } => true,
+        Error::Io { source, .. } => source.kind() == std::io::ErrorKind::NotFound,
+        _ => false,
+    }
 }
 
 /// Moves a bad block to `corrupt/` for inspection (never deleted).

@@ -123,6 +123,17 @@ pub enum Error {
         /// The data directory.
         path: PathBuf,
     },
+    /// Free space under the data directory fell below the configured
+    /// threshold: appends pause (so compaction can still finish) until it returns.
+    #[error("only {free} bytes free under {}, less than the {min} bytes writes need (--storage.tsdb.min-free-space): writes resume by themselves when space returns", path.display())]
+    LowDiskSpace {
+        /// The data directory.
+        path: PathBuf,
+        /// Bytes available.
+        free: u64,
+        /// The threshold.
+        min: u64,
+    },
     /// The fsync covering this commit failed: it is not acknowledged (the
     /// segment is sealed and later commits go to a new one).
     #[error("write-ahead log fsync failed, the commit is not durable (retry): {0}")]
@@ -158,7 +169,10 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Error::DiskFull { .. } | Error::Io { .. } | Error::FsyncFailed(_)
+            Error::DiskFull { .. }
+                | Error::Io { .. }
+                | Error::FsyncFailed(_)
+                | Error::LowDiskSpace { .. }
         )
     }
 }

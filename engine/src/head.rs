@@ -252,6 +252,8 @@ pub(crate) struct Head {
     /// The newest timestamp an append may carry: the wall clock, read when
     /// an appender starts or commits, plus `max_future_ms`.
     future_bound: AtomicI64,
+    /// Set while free space is under the threshold: (free, min) bytes.
+    pub(crate) low_space: Mutex<Option<(u64, u64, std::path::PathBuf)>>,
     num_series: AtomicUsize,
     pub wal: std::sync::OnceLock<Wal>,
     pub counters: HeadCounters,
@@ -274,6 +276,7 @@ impl Head {
             max_t: AtomicI64::new(i64::MIN),
             min_valid_t: AtomicI64::new(i64::MIN),
             future_bound: AtomicI64::new(i64::MAX),
+            low_space: Mutex::new(None),
             num_series: AtomicUsize::new(0),
             wal: std::sync::OnceLock::new(),
             counters: HeadCounters::default(),
@@ -1109,6 +1112,9 @@ impl Appender {
             return Ok(Pass::Done);
         }
         let head = &*self.head;
+        if let Some((free, min, path)) = head.low_space.lock().clone() {
+            return Err(Error::LowDiskSpace { path, free, min });
+        }
         let scratch = &mut self.scratch;
         // Stable sort by ref keeps each series' samples in append order.
         let order = &mut scratch.order;

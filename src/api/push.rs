@@ -133,9 +133,9 @@ fn commit(m: &Metrics, app: &mut sonde_engine::Appender) -> Result<(), CommitErr
     let r = app.commit();
     m.commit_duration.observe(started.elapsed().as_secs_f64());
     r.map_err(|e| match e {
-        e @ (sonde_engine::Error::DiskFull { .. } | sonde_engine::Error::FsyncFailed(_)) => {
-            CommitError::Retry(e.to_string())
-        }
+        e @ (sonde_engine::Error::DiskFull { .. }
+        | sonde_engine::Error::FsyncFailed(_)
+        | sonde_engine::Error::LowDiskSpace { .. }) => CommitError::Retry(e.to_string()),
         e => CommitError::Fatal(e.to_string()),
     })
 }

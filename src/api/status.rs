@@ -44,8 +44,30 @@ pub async fn runtimeinfo(State(st): State<Arc<AppState>>) -> ApiResult {
     if let Some(s) = &st.flags.retention_size {
         retention = format!("{retention} or {s}");
     }
+    let (writes_paused, wal_repair, clock_paused) = match st.storage() {
+        Ok(s) => {
+            let rep = s.db.open_report();
+            let repair = match (&rep.wal_corruption, &rep.wal_torn_tail) {
+                (Some(c), _) => Some(format!("corruption: {c}")),
+                (None, Some((f, at))) => {
+                    Some(format!("torn tail of {} truncated at {at}", f.display()))
+                }
+                (None, None) => None,
+            };
+            let paused =
+                s.db.counters()
+                    .retention_paused
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    == 1;
+            (s.db.writes_paused(), repair, paused)
+        }
+        Err(_) => (None, None, false),
+    };
     Ok(ApiOk::new(json!({
         "startTime": rfc3339(st.started),
+        "storageWritesPaused": writes_paused,
+        "walRepairAtStart": wal_repair,
+        "retentionPausedByClockJump": clock_paused,
         "CWD": cwd,
         "reloadConfigSuccess": ok,
         "lastConfigTime": rfc3339(when),
