@@ -7,24 +7,11 @@
 
 mod common;
 
+use common::diff::{compare, Lcg};
 use common::*;
-use serde_json::Value;
-use std::collections::BTreeMap;
 
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-/// Deterministic pseudo-random numbers in [0, 1).
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self) -> f64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 fn l(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -459,77 +446,6 @@ const QUERIES: &[&str] = &[
     "deriv(sum(http_requests_total)[10m:])",
     "min_over_time((up == 0)[30m:1m])",
 ];
-
-/// A comparable form of a query result: label set → points.
-fn normalize(v: &Value) -> (String, BTreeMap<String, Vec<(String, String)>>) {
-    let data = &v["data"];
-    let ty = data["resultType"].as_str().unwrap_or("").to_string();
-    let mut out = BTreeMap::new();
-    let pt = |p: &Value| (p[0].to_string(), p[1].as_str().unwrap().to_string());
-    match ty.as_str() {
-        "scalar" | "string" => {
-            out.insert(String::new(), vec![pt(&data["result"])]);
-        }
-        _ => {
-            for s in data["result"].as_array().unwrap() {
-                let metric: BTreeMap<String, String> =
-                    serde_json::from_value(s["metric"].clone()).unwrap();
-                let key = format!("{metric:?}");
-                let pts = if let Some(v) = s.get("value") {
-                    vec![pt(v)]
-                } else {
-                    s["values"].as_array().unwrap().iter().map(pt).collect()
-                };
-                out.insert(key, pts);
-            }
-        }
-    }
-    (ty, out)
-}
-
-fn close(a: &str, b: &str) -> bool {
-    if a == b {
-        return true;
-    }
-    let (Ok(x), Ok(y)) = (a.parse::<f64>(), b.parse::<f64>()) else {
-        return false;
-    };
-    if x.is_nan() && y.is_nan() {
-        return true;
-    }
-    (x - y).abs() <= 1e-9 * x.abs().max(y.abs())
-}
-
-fn compare(what: &str, p: &Value, s: &Value) -> Result<(), String> {
-    let (pt, pm) = normalize(p);
-    let (st, sm) = normalize(s);
-    if pt != st {
-        return Err(format!("{what}: resultType {pt} vs {st}"));
-    }
-    let pk: Vec<_> = pm.keys().collect();
-    let sk: Vec<_> = sm.keys().collect();
-    if pk != sk {
-        return Err(format!(
-            "{what}: series differ\nprometheus: {pk:?}\nsonde:      {sk:?}"
-        ));
-    }
-    for (k, pp) in &pm {
-        let sp = &sm[k];
-        if pp.len() != sp.len() {
-            return Err(format!(
-                "{what}: {k}: {} points vs {}\nprometheus: {pp:?}\nsonde:      {sp:?}",
-                pp.len(),
-                sp.len()
-            ));
-        }
-        for (a, b) in pp.iter().zip(sp) {
-            if a.0 != b.0 || !close(&a.1, &b.1) {
-                return Err(format!("{what}: {k}: prometheus {a:?} vs sonde {b:?}"));
-            }
-        }
-    }
-    Ok(())
-}
 
 #[test]
 fn promql_matches_prometheus() {
