@@ -9,6 +9,7 @@ pub mod check;
 pub mod cli;
 pub mod config;
 pub mod discovery;
+pub mod fuzzing;
 pub mod http_client;
 pub mod influx;
 pub mod metrics;

@@ -18,7 +18,10 @@ fn committed_fuzz_inputs_do_not_panic() {
         ("template", sonde::template::fuzz_template),
     ];
     let mut n = 0;
-    for (name, f) in targets {
+    for (name, f) in targets
+        .into_iter()
+        .chain(sonde::fuzzing::TARGETS.iter().copied())
+    {
         for e in std::fs::read_dir(root.join(name)).unwrap() {
             let data = std::fs::read(e.unwrap().path()).unwrap();
             assert!(

@@ -290,22 +290,28 @@ impl std::fmt::Debug for Block {
     }
 }
 
+/// Parses and checks a block's `meta.json` (version, time range).
+pub fn parse_meta(mpath: &Path, raw: &[u8]) -> Result<BlockMeta> {
+    let meta: BlockMeta = serde_json::from_slice(raw)
+        .map_err(|e| Error::corruption(mpath, e.column() as u64, e.to_string()))?;
+    if meta.version != META_VERSION {
+        return Err(Error::UnsupportedVersion {
+            file: mpath.to_path_buf(),
+            found: meta.version,
+        });
+    }
+    if meta.max_time < meta.min_time {
+        return Err(Error::corruption(mpath, 0, "maxTime before minTime"));
+    }
+    Ok(meta)
+}
+
 impl Block {
     /// Opens a block directory, checking meta.json, the index checksums and the chunk file headers.
     pub fn open(dir: &Path) -> Result<Block> {
         let mpath = dir.join("meta.json");
         let raw = std::fs::read(&mpath).map_err(|e| Error::io("read", &mpath, e))?;
-        let meta: BlockMeta = serde_json::from_slice(&raw)
-            .map_err(|e| Error::corruption(&mpath, e.column() as u64, e.to_string()))?;
-        if meta.version != META_VERSION {
-            return Err(Error::UnsupportedVersion {
-                file: mpath,
-                found: meta.version,
-            });
-        }
-        if meta.max_time < meta.min_time {
-            return Err(Error::corruption(&mpath, 0, "maxTime before minTime"));
-        }
+        let meta = parse_meta(&mpath, &raw)?;
         if dir.file_name().and_then(|n| n.to_str()) != Some(meta.ulid.as_str()) {
             return Err(Error::corruption(
                 &mpath,

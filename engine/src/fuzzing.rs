@@ -30,6 +30,11 @@ pub fn block_index(data: &[u8]) {
     let _ = crate::block::decode_tombstones(std::path::Path::new("fuzz-tombstones"), data);
 }
 
+/// A block's meta.json.
+pub fn block_meta(data: &[u8]) {
+    let _ = crate::block::parse_meta(std::path::Path::new("fuzz/meta.json"), data);
+}
+
 /// A fuzz entry point.
 pub type Target = fn(&[u8]);
 
@@ -38,4 +43,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("wal_segment", wal_segment),
     ("chunk_decode", chunk_decode),
     ("block_index", block_index),
+    ("block_meta", block_meta),
 ];

@@ -1468,6 +1468,20 @@ struct ApiResponse {
     parameters: Option<ResponseParameters>,
 }
 
+/// Decodes a Bot API answer as a delivery does (fuzzing entry point).
+pub fn fuzz_response(data: &[u8]) {
+    if let Ok(r) = serde_json::from_slice::<ApiResponse>(data) {
+        let p = r.parameters.unwrap_or_default();
+        let _ = (
+            r.ok,
+            r.error_code,
+            r.description,
+            p.retry_after,
+            p.migrate_to_chat_id,
+        );
+    }
+}
+
 #[derive(Deserialize, Default)]
 struct ResponseParameters {
     #[serde(default)]
