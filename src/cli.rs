@@ -62,6 +62,16 @@ pub struct Flags {
     )]
     pub min_free_space: String,
 
+    /// Most series the in-memory head may hold (about 2 KB of memory each);
+    /// samples of further new series are refused with a 400 naming this flag,
+    /// instead of memory growing until the kernel kills the process. 0: no limit.
+    #[arg(
+        long = "storage.tsdb.max-head-series",
+        value_name = "N",
+        default_value_t = 5_000_000
+    )]
+    pub max_head_series: usize,
+
     /// After the host's wall clock jumps by more than --storage.tsdb.max-future-time,
     /// age-based retention pauses until the clock has run steadily this long.
     #[arg(
@@ -301,6 +311,10 @@ impl Flags {
         m.insert(
             "storage.tsdb.wal-sync".into(),
             format!("{:?}", self.wal_sync).to_lowercase(),
+        );
+        m.insert(
+            "storage.tsdb.max-head-series".into(),
+            self.max_head_series.to_string(),
         );
         m.insert(
             "storage.tsdb.min-free-space".into(),

@@ -309,6 +309,13 @@ impl Metrics {
         );
         simple(
             &mut out,
+            "sonde_head_series_limit_refused_total",
+            "counter",
+            "New series refused by --storage.tsdb.max-head-series.",
+            hc.series_limit_refused.load(r) as f64,
+        );
+        simple(
+            &mut out,
             "sonde_tsdb_clock_jumps_total",
             "counter",
             "Jumps of the wall clock (against the monotonic clock) larger than --storage.tsdb.max-future-time.",

@@ -221,6 +221,7 @@ pub fn engine_options(flags: &Flags, cfg: &Config) -> anyhow::Result<Options> {
         .bytes();
     Ok(Options {
         min_free_bytes: min_free,
+        max_head_series: flags.max_head_series,
         max_future_ms: i64::try_from(max_future.as_millis()).unwrap_or(i64::MAX),
         clock_stable_ms: i64::try_from(stable.as_millis()).unwrap_or(i64::MAX),
         ooo_window_ms: ooo,

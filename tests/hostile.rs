@@ -529,3 +529,65 @@ fn under_the_free_space_threshold_writes_pause_and_resume_by_themselves() {
         "writes resume once space returns: {last:?}"
     );
 }
+
+#[test]
+fn the_head_series_limit_and_influx_label_limits_answer_400() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_sonde(dir.path(), &["--storage.tsdb.max-head-series=10"]);
+    let t = now_ms();
+    let many: Vec<_> = (0..20)
+        .map(|i| {
+            (
+                vec![
+                    ("__name__".to_string(), "lim".to_string()),
+                    ("i".to_string(), i.to_string()),
+                ],
+                vec![(t, 1.0)],
+            )
+        })
+        .collect();
+    let (c, b) = remote_write(&s.url(""), &many);
+    assert_eq!(c, 400, "{b}");
+    assert!(b.contains("--storage.tsdb.max-head-series"), "{b}");
+    assert_eq!(
+        query(&s, "lim").len(),
+        10,
+        "the first ten series are written"
+    );
+    let m = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        m.contains("sonde_head_series_limit_refused_total 10"),
+        "{m}"
+    );
+
+    // Influx: the label limits of remote write (256 labels, 64 KiB values).
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_sonde(dir.path(), &[]);
+    let tags: String = (0..300).map(|i| format!(",t{i}=v")).collect();
+    let r = client()
+        .post(s.url("/api/v2/write?precision=ms"))
+        .body(format!(
+            "wide{tags} value=1 {}\nok value=1 {}\n",
+            now_ms(),
+            now_ms()
+        ))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let b = r.text().unwrap();
+    assert!(b.contains("more than the limit of 256"), "{b}");
+    let long = "x".repeat(70_000);
+    let r = client()
+        .post(s.url("/api/v2/write?precision=ms"))
+        .body(format!("longtag,t={long} value=1 {}\n", now_ms()))
+        .send()
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    assert!(r.text().unwrap().contains("more than the limit of 65536"));
+    assert_eq!(query(&s, "ok_value").len(), 1, "the good line is written");
+}

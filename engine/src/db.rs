@@ -68,6 +68,9 @@ pub struct Options {
     /// available than this (`--storage.tsdb.min-free-space`; 0: never), so
     /// compaction can still finish; checked at open and by every maintenance pass.
     pub min_free_bytes: u64,
+    /// Most series the head may hold (`--storage.tsdb.max-head-series`; 0: no
+    /// limit): appends that would create more fail with `LimitExceeded`.
+    pub max_head_series: usize,
     /// Checkpoint the head once the WAL has grown by this much, or by the
     /// size of the last checkpoint if larger, since the last checkpoint: this
     /// bounds what a restart after a crash replays as raw samples, while the
@@ -93,6 +96,7 @@ impl Default for Options {
             clock_stable_ms: 24 * HOUR_MS,
             clock: crate::Clock::default(),
             min_free_bytes: 0,
+            max_head_series: 0,
         }
     }
 }
@@ -260,6 +264,7 @@ impl Db {
             chunk_samples: opts.head_chunk_samples.max(1),
             max_future_ms: opts.max_future_ms.max(0),
             clock: opts.clock.clone(),
+            max_series: opts.max_head_series,
         }));
         if let Some(max) = blocks.iter().map(|b| b.meta().max_time).max() {
             head.set_min_valid_t(max);

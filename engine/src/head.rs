@@ -42,6 +42,8 @@ pub(crate) struct HeadOptions {
     pub max_future_ms: i64,
     /// The wall clock.
     pub clock: crate::Clock,
+    /// Most series the head may hold (0: no limit).
+    pub max_series: usize,
 }
 
 /// An immutable, closed head chunk.
@@ -228,6 +230,8 @@ pub struct HeadCounters {
     pub too_old: AtomicU64,
     /// Samples rejected as too far ahead of the wall clock.
     pub too_far_in_future: AtomicU64,
+    /// New series refused by the head-series limit.
+    pub series_limit_refused: AtomicU64,
     /// Samples rejected as duplicates with a different value.
     pub duplicates: AtomicU64,
     /// Series created.
@@ -370,7 +374,21 @@ impl Head {
                 self.next_ref.fetch_max(r + 1, Ordering::AcqRel);
                 r
             }
-            None => self.next_ref.fetch_add(1, Ordering::AcqRel),
+            None => {
+                // Replay (a ref given) restores what was acknowledged; only
+                // new series count against the limit.
+                let max = self.opts.max_series;
+                if max > 0 && self.num_series.load(Ordering::Relaxed) >= max {
+                    self.counters
+                        .series_limit_refused
+                        .fetch_add(1, Ordering::Relaxed);
+                    return Err(Error::LimitExceeded {
+                        what: "head series (--storage.tsdb.max-head-series)",
+                        limit: max as u64,
+                    });
+                }
+                self.next_ref.fetch_add(1, Ordering::AcqRel)
+            }
         };
         let s = Arc::new(MemSeries {
             sref,
@@ -1296,6 +1314,7 @@ mod tests {
             chunk_samples: 120,
             max_future_ms: 600_000,
             clock: crate::Clock::default(),
+            max_series: 0,
         }))
     }
 
@@ -1385,6 +1404,7 @@ mod tests {
             chunk_samples: 120,
             max_future_ms: 600_000,
             clock: crate::Clock::default(),
+            max_series: 0,
         }));
         let l = Labels::new([("__name__", "x")]).unwrap();
         let mut app = Appender::new(head.clone());

@@ -180,6 +180,7 @@ fn count_rejection(e: &sonde_engine::Error, m: &Metrics) -> String {
         E::DuplicateSample { .. } => "duplicate",
         E::OutOfBounds { .. } => "out_of_bounds",
         E::TooFarInFuture { .. } => "too_far_in_future",
+        E::LimitExceeded { .. } => "limit",
         _ => "invalid",
     };
     m.rejected_samples.add(&[("reason", reason)], 1);
@@ -891,7 +892,37 @@ async fn influx(
         let now = chrono::Utc::now().timestamp_millis();
         let mut app = storage.db.appender();
         let mut out = Outcome::default();
+        let limits = remote::Limits::default();
         let report = lp::parse(&body, precision, now, |p| {
+            // The label limits of remote write.
+            if p.tags.len() + 1 > limits.max_labels {
+                let e = remote::RemoteError::TooManyLabels {
+                    count: p.tags.len() + 1,
+                    max: limits.max_labels,
+                    series: p.name.to_string(),
+                };
+                st2.metrics
+                    .rejected_samples
+                    .add(&[("reason", "too_many_labels")], 1);
+                out.reject(e.to_string());
+                return;
+            }
+            if let Some((k, v)) = std::iter::once(("__name__", p.name))
+                .chain(p.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())))
+                .find(|(_, v)| v.len() > limits.max_label_value_len)
+            {
+                let e = remote::RemoteError::LabelValueTooLong {
+                    name: k.to_string(),
+                    len: v.len(),
+                    max: limits.max_label_value_len,
+                    series: p.name.to_string(),
+                };
+                st2.metrics
+                    .rejected_samples
+                    .add(&[("reason", "label_value_too_long")], 1);
+                out.reject(e.to_string());
+                return;
+            }
             let pairs = std::iter::once(("__name__", p.name))
                 .chain(p.tags.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
             match Labels::new(pairs) {
