@@ -591,3 +591,28 @@ fn the_head_series_limit_and_influx_label_limits_answer_400() {
     assert!(r.text().unwrap().contains("more than the limit of 65536"));
     assert_eq!(query(&s, "ok_value").len(), 1, "the good line is written");
 }
+
+/// Every endpoint that reads data runs under --query.timeout (and takes a
+/// --query.max-concurrency slot, like queries).
+#[test]
+fn data_reading_endpoints_run_under_the_query_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_sonde(dir.path(), &["--query.timeout=0s"]);
+    assert_eq!(remote_write(&s.url(""), &[one("x", now_ms(), 1.0)]).0, 204);
+    for path in [
+        "/api/v1/series?match[]=x",
+        "/api/v1/labels",
+        "/api/v1/label/__name__/values",
+        "/federate?match[]=x",
+        "/api/v1/status/tsdb",
+        "/api/v1/query_exemplars?query=x",
+    ] {
+        let r = client().get(s.url(path)).send().unwrap();
+        assert_eq!(r.status().as_u16(), 503, "{path}");
+        let b = r.text().unwrap();
+        assert!(
+            b.contains("\"timeout\"") && b.contains("--query.timeout"),
+            "{path}: {b}"
+        );
+    }
+}

@@ -116,6 +116,61 @@ impl ApiError {
     }
 }
 
+/// Runs data-reading work (`/api/v1/series`, `/labels`, label values,
+/// `/federate`, `/status/tsdb`, exemplars, remote read) the way queries run:
+/// it waits for a `--query.max-concurrency` slot, runs on the blocking pool,
+/// and answers `timeout` once `--query.timeout` has passed (counting the
+/// wait). The slot stays taken until the work really ends, so timed-out
+/// work still counts against the limit; `f` gets the deadline to check.
+pub(crate) async fn bounded_read<T: Send + 'static>(
+    st: &AppState,
+    f: impl FnOnce(std::time::Instant) -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let budget = st
+        .engine
+        .options()
+        .timeout
+        .min(std::time::Duration::from_secs(100 * 365 * 86_400));
+    let deadline = tokio::time::Instant::now() + budget;
+    let permit =
+        match tokio::time::timeout_at(deadline, st.query_slots.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(_)) => return Err(ApiError::internal("the query queue is closed")),
+            Err(_) => return Err(read_timeout("waiting in the query queue")),
+        };
+    if tokio::time::Instant::now() >= deadline {
+        return Err(read_timeout("waiting in the query queue"));
+    }
+    let std_deadline = deadline.into_std();
+    let work = tokio::task::spawn_blocking(move || {
+        let r = f(std_deadline);
+        drop(permit);
+        r
+    });
+    match tokio::time::timeout_at(deadline, work).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(ApiError::internal(e.to_string())),
+        Err(_) => Err(read_timeout("reading the data")),
+    }
+}
+
+/// The `timeout` error of [`bounded_read`].
+pub(crate) fn read_timeout(during: &str) -> ApiError {
+    ApiError {
+        kind: ErrorType::Timeout,
+        message: format!("query timed out in {during} (--query.timeout)"),
+    }
+}
+
+/// `Err(timeout)` once `deadline` has passed (for loops inside [`bounded_read`]).
+pub(crate) fn check_deadline(deadline: std::time::Instant) -> Result<(), ApiError> {
+    if std::time::Instant::now() > deadline {
+        Err(read_timeout("reading the data"))
+    } else {
+        Ok(())
+    }
+}
+
 impl From<sonde_engine::Error> for ApiError {
     fn from(e: sonde_engine::Error) -> Self {
         ApiError::internal(e.to_string())

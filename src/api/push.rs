@@ -760,8 +760,34 @@ pub async fn remote_read(State(st): State<Arc<AppState>>, body: Bytes) -> Respon
         Ok(p) => p,
         Err(r) => return r,
     };
-    let res = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, Response> {
-        let raw = remote::decompress_snappy(&body, MAX_DECODED_BODY).map_err(decode_error)?;
+    let res = super::bounded_read(&st, move |deadline| {
+        Ok(read_inner(&storage, &body, limit, deadline))
+    })
+    .await;
+    match res {
+        Ok(Ok(b)) => (
+            StatusCode::OK,
+            [
+                (header::CONTENT_TYPE, "application/x-protobuf"),
+                (header::CONTENT_ENCODING, "snappy"),
+            ],
+            b,
+        )
+            .into_response(),
+        Ok(Err(r)) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Decodes a remote-read request and answers it (sampled responses).
+fn read_inner(
+    storage: &Storage,
+    body: &[u8],
+    limit: u64,
+    deadline: std::time::Instant,
+) -> Result<Vec<u8>, Response> {
+    {
+        let raw = remote::decompress_snappy(body, MAX_DECODED_BODY).map_err(decode_error)?;
         let req = remote::decode_read_request(&raw).map_err(decode_error)?;
         let mut results = Vec::with_capacity(req.queries.len());
         let mut total: u64 = 0;
@@ -794,6 +820,9 @@ pub async fn remote_read(State(st): State<Arc<AppState>>, body: Bytes) -> Respon
                 .map_err(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             let mut out = Vec::with_capacity(series.len());
             for s in series {
+                if std::time::Instant::now() > deadline {
+                    return Err(super::read_timeout("reading the data").into_response());
+                }
                 let mut samples = Vec::new();
                 let mut it = s.iter();
                 while let Some((ts, vs)) = it
@@ -834,20 +863,6 @@ pub async fn remote_read(State(st): State<Arc<AppState>>, body: Bytes) -> Respon
         }
         let bytes = remote::encode_read_response(&remote::pb::ReadResponse { results });
         Ok(remote::compress_snappy(&bytes))
-    })
-    .await;
-    match res {
-        Ok(Ok(b)) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "application/x-protobuf"),
-                (header::CONTENT_ENCODING, "snappy"),
-            ],
-            b,
-        )
-            .into_response(),
-        Ok(Err(r)) => r,
-        Err(e) => text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
 }
 

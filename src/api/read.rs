@@ -38,10 +38,11 @@ pub async fn series(
     let (start, end) = p.range()?;
     let limit = p.limit()?;
     let db = st.storage()?.db.clone();
-    let body = tokio::task::spawn_blocking(move || -> Result<Vec<u8>, ApiError> {
+    let body = super::bounded_read(&st, move |deadline| -> Result<Vec<u8>, ApiError> {
         let q = db.querier(start, end)?;
         let mut all: Vec<Labels> = Vec::new();
         for ms in &sets {
+            super::check_deadline(deadline)?;
             all.extend(q.select_labels(ms)?);
         }
         if sets.len() > 1 {
@@ -80,8 +81,7 @@ pub async fn series(
         out.push(b'}');
         Ok(out)
     })
-    .await
-    .map_err(|e| ApiError::internal(e.to_string()))??;
+    .await?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
@@ -111,19 +111,19 @@ async fn index_strings(
     let (start, end) = p.range()?;
     let limit = p.limit()?;
     let db = st.storage()?.db.clone();
-    tokio::task::spawn_blocking(move || {
+    super::bounded_read(st, move |deadline| {
         let q = db.querier(start, end)?;
         let mut out: BTreeSet<String> = BTreeSet::new();
         if sets.is_empty() {
             out.extend(f(&q, &[])?);
         }
         for ms in &sets {
+            super::check_deadline(deadline)?;
             out.extend(f(&q, ms)?);
         }
         Ok(limited(out, limit))
     })
     .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
 }
 
 fn limited(set: BTreeSet<String>, limit: usize) -> ApiOk {
@@ -145,24 +145,27 @@ pub async fn exemplars(State(st): State<Arc<AppState>>, p: super::Params) -> Api
     let query = p.get("query").unwrap_or("").to_string();
     // Grafana probes with millisecond timestamps; any finite float is accepted.
     let (start, end) = (p.time("start", MIN_TIME_MS)?, p.time("end", MAX_TIME_MS)?);
-    let storage = st.storage()?;
-    let expr = crate::promql::parse::parse(&query)
-        .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))?;
-    let mut sets: Vec<Vec<Matcher>> = Vec::new();
-    collect_selectors(&expr, &mut sets)?;
-    let data: Vec<Value> = storage
-        .exemplars
-        .query(&sets, start, end)
-        .into_iter()
-        .map(|(s, es)| {
-            let es: Vec<Value> = es
-                .iter()
-                .map(|e| json!({"labels": labels_json(&e.labels), "value": format_value(e.value), "timestamp": timestamp_json(e.t_ms)}))
-                .collect();
-            json!({"seriesLabels": labels_json(&s), "exemplars": es})
-        })
-        .collect();
-    Ok(ApiOk::new(Value::Array(data)))
+    let storage = st.storage()?.clone();
+    super::bounded_read(&st, move |_| {
+        let expr = crate::promql::parse::parse(&query)
+            .map_err(|e| ApiError::bad_data(format!("invalid parameter \"query\": {e}")))?;
+        let mut sets: Vec<Vec<Matcher>> = Vec::new();
+        collect_selectors(&expr, &mut sets)?;
+        let data: Vec<Value> = storage
+            .exemplars
+            .query(&sets, start, end)
+            .into_iter()
+            .map(|(s, es)| {
+                let es: Vec<Value> = es
+                    .iter()
+                    .map(|e| json!({"labels": labels_json(&e.labels), "value": format_value(e.value), "timestamp": timestamp_json(e.t_ms)}))
+                    .collect();
+                json!({"seriesLabels": labels_json(&s), "exemplars": es})
+            })
+            .collect();
+        Ok(ApiOk::new(Value::Array(data)))
+    })
+    .await
 }
 
 /// Every vector selector of an expression as engine matchers.
@@ -247,12 +250,13 @@ async fn federate_inner(st: Arc<AppState>, p: super::Params) -> Result<String, A
     let at = p.time("time", now)?;
     let external = st.config.read().global.external_labels.clone();
     let db = st.storage()?.db.clone();
-    tokio::task::spawn_blocking(move || {
+    super::bounded_read(&st, move |deadline| {
         let q = db.querier(at - lookback + 1, at)?;
         let mut seen: BTreeSet<Labels> = BTreeSet::new();
         let mut rows: Vec<(Labels, i64, f64)> = Vec::new();
         for ms in &sets {
             for s in q.select(ms)? {
+                super::check_deadline(deadline)?;
                 if !seen.insert(s.labels.clone()) {
                     continue;
                 }
@@ -303,7 +307,6 @@ async fn federate_inner(st: Arc<AppState>, p: super::Params) -> Result<String, A
         Ok(out)
     })
     .await
-    .map_err(|e| ApiError::internal(e.to_string()))?
 }
 
 /// Bit pattern of Prometheus' staleness marker.

@@ -108,54 +108,57 @@ pub async fn tsdb(State(st): State<Arc<AppState>>, p: super::Params) -> ApiResul
             })?,
         };
     let db = st.storage()?.db.clone();
-    let stats = db.stats();
-    let pairs = db.head_label_pairs();
-    let mut by_metric: Vec<(String, usize)> = pairs
-        .iter()
-        .filter(|p| p.0 == "__name__")
-        .map(|p| (p.1.clone(), p.2))
-        .collect();
-    let mut values_by_name: std::collections::BTreeMap<String, (usize, usize)> =
-        std::collections::BTreeMap::new();
-    for (n, v, c) in &pairs {
-        let e = values_by_name.entry(n.clone()).or_default();
-        e.0 += 1;
-        e.1 += v.len() * c;
-    }
-    let mut by_pair: Vec<(String, usize)> = pairs
-        .iter()
-        .map(|p| (format!("{}={}", p.0, p.1), p.2))
-        .collect();
-    let mut value_counts: Vec<(String, usize)> = values_by_name
-        .iter()
-        .map(|(k, v)| (k.clone(), v.0))
-        .collect();
-    let mut memory: Vec<(String, usize)> = values_by_name
-        .iter()
-        .map(|(k, v)| (k.clone(), v.1))
-        .collect();
-    let top = |v: &mut Vec<(String, usize)>| -> Value {
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        Value::Array(
-            v.iter()
-                .take(limit)
-                .map(|(n, c)| json!({"name": n, "value": c}))
-                .collect(),
-        )
-    };
-    let (min_t, max_t) = if stats.head_min_t <= stats.head_max_t {
-        (stats.head_min_t, stats.head_max_t)
-    } else {
-        (0, 0)
-    };
-    let chunks = db.head_chunk_count();
-    Ok(ApiOk::new(json!({
-        "headStats": {"numSeries": stats.head_series, "numLabelPairs": pairs.len(), "chunkCount": chunks, "minTime": min_t, "maxTime": max_t},
-        "seriesCountByMetricName": top(&mut by_metric),
-        "labelValueCountByLabelName": top(&mut value_counts),
-        "memoryInBytesByLabelName": top(&mut memory),
-        "seriesCountByLabelValuePair": top(&mut by_pair),
-    })))
+    super::bounded_read(&st, move |_| {
+        let stats = db.stats();
+        let pairs = db.head_label_pairs();
+        let mut by_metric: Vec<(String, usize)> = pairs
+            .iter()
+            .filter(|p| p.0 == "__name__")
+            .map(|p| (p.1.clone(), p.2))
+            .collect();
+        let mut values_by_name: std::collections::BTreeMap<String, (usize, usize)> =
+            std::collections::BTreeMap::new();
+        for (n, v, c) in &pairs {
+            let e = values_by_name.entry(n.clone()).or_default();
+            e.0 += 1;
+            e.1 += v.len() * c;
+        }
+        let mut by_pair: Vec<(String, usize)> = pairs
+            .iter()
+            .map(|p| (format!("{}={}", p.0, p.1), p.2))
+            .collect();
+        let mut value_counts: Vec<(String, usize)> = values_by_name
+            .iter()
+            .map(|(k, v)| (k.clone(), v.0))
+            .collect();
+        let mut memory: Vec<(String, usize)> = values_by_name
+            .iter()
+            .map(|(k, v)| (k.clone(), v.1))
+            .collect();
+        let top = |v: &mut Vec<(String, usize)>| -> Value {
+            v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            Value::Array(
+                v.iter()
+                    .take(limit)
+                    .map(|(n, c)| json!({"name": n, "value": c}))
+                    .collect(),
+            )
+        };
+        let (min_t, max_t) = if stats.head_min_t <= stats.head_max_t {
+            (stats.head_min_t, stats.head_max_t)
+        } else {
+            (0, 0)
+        };
+        let chunks = db.head_chunk_count();
+        Ok(ApiOk::new(json!({
+            "headStats": {"numSeries": stats.head_series, "numLabelPairs": pairs.len(), "chunkCount": chunks, "minTime": min_t, "maxTime": max_t},
+            "seriesCountByMetricName": top(&mut by_metric),
+            "labelValueCountByLabelName": top(&mut value_counts),
+            "memoryInBytesByLabelName": top(&mut memory),
+            "seriesCountByLabelValuePair": top(&mut by_pair),
+        })))
+    })
+    .await
 }
 
 fn admin_enabled(st: &AppState) -> Result<(), ApiError> {
