@@ -144,6 +144,8 @@ pub struct ServeOptions {
     pub read_timeout: Duration,
     /// TLS, when the web config file has it.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Serve HTTP/2 too (`http_server_config.http2`, default true).
+    pub http2: bool,
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; running requests
@@ -170,6 +172,9 @@ pub async fn serve(
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(opts.read_timeout);
+    if !opts.http2 {
+        builder = builder.http1_only();
+    }
     let builder = Arc::new(builder);
     tokio::pin!(shutdown);
     let mut next_id = 0u64;

@@ -328,8 +328,32 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
 
     let mut app = crate::api::router(state.clone());
     let mut tls = None;
+    let mut http2 = true;
     if let Some(path) = &flags.web_config_file {
         let web = config::WebConfig::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+        http2 = web.http_server_config.http2;
+        let mut headers = Vec::new();
+        for (k, v) in &web.http_server_config.headers {
+            let name = axum::http::HeaderName::from_bytes(k.as_bytes())
+                .with_context(|| format!("{}: header name {k:?}", path.display()))?;
+            let value = axum::http::HeaderValue::from_str(v)
+                .with_context(|| format!("{}: value of header {k:?}", path.display()))?;
+            headers.push((name, value));
+        }
+        if !headers.is_empty() {
+            let headers = Arc::new(headers);
+            app = app.layer(axum::middleware::map_response(
+                move |mut r: axum::response::Response| {
+                    let headers = headers.clone();
+                    async move {
+                        for (k, v) in headers.iter() {
+                            r.headers_mut().insert(k.clone(), v.clone());
+                        }
+                        r
+                    }
+                },
+            ));
+        }
         for w in web.warnings() {
             tracing::warn!("web config: {w}");
         }
@@ -350,7 +374,27 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
                     }
                 },
                 tls13_only: matches!(t.min_version, config::TlsVersion::Tls13),
+                tls12_only: matches!(t.max_version, Some(config::TlsVersion::Tls12)),
+                cipher_suites: t.cipher_suites.clone(),
+                prefer_server_cipher_suites: t.prefer_server_cipher_suites,
+                curve_preferences: t.curve_preferences.clone(),
+                http2: web.http_server_config.http2,
             };
+            if !t.client_allowed_sans.is_empty() {
+                anyhow::bail!(
+                    "{}: tls_server_config.client_allowed_sans is not supported by sonde; remove it, or give client_ca_file a CA that signs only the allowed clients",
+                    path.display()
+                );
+            }
+            if matches!(
+                t.max_version,
+                Some(config::TlsVersion::Tls10 | config::TlsVersion::Tls11)
+            ) {
+                anyhow::bail!(
+                    "{}: tls_server_config.max_version below TLS12 is not supported by sonde's TLS library (rustls speaks TLS 1.2 and 1.3)",
+                    path.display()
+                );
+            }
             if !t.cert_file.is_empty() {
                 tls = Some(
                     crate::web::tls_config(&settings)
@@ -375,6 +419,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         max_connections: flags.web_max_connections,
         read_timeout: duration_flag("web.read-timeout", &flags.web_read_timeout)?,
         tls,
+        http2,
     };
     let server = tokio::spawn(async move {
         let st2 = st.clone();

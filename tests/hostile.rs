@@ -616,3 +616,52 @@ fn data_reading_endpoints_run_under_the_query_timeout() {
         );
     }
 }
+
+/// The Telegram bot token is a password: no log line may carry it, whatever
+/// the API answers (connection refused, 404, 5xx), even at debug level.
+#[test]
+fn the_telegram_bot_token_never_reaches_the_log() {
+    let token = "123456789:AAHsonde-secret-token-value_xyz";
+    let dir = tempfile::tempdir().unwrap();
+    let closed = free_port();
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("rules.yml"),
+        "groups:\n  - name: g\n    interval: 1s\n    rules:\n      - alert: Always\n        expr: vector(1)\n",
+    )
+    .unwrap();
+    let cfg = dir.path().join("sonde.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: [rules.yml]\nalerting:\n  telegram_configs:\n    - bot_token: '{token}'\n      chat_id: 42\n      api_url: 'http://127.0.0.1:{closed}/'\n    - bot_token: '{token}'\n      chat_id: 43\n      api_url: 'http://127.0.0.1:{port}/nothing/'\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_sonde"));
+    cmd.arg(format!("--config.file={}", cfg.display()))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.path().join("data").display()
+        ))
+        .arg("--log.level=debug");
+    let s = spawn_waiting(cmd, "sonde", port, dir.path(), "/-/ready");
+    // Both receivers fail and retry for a while.
+    std::thread::sleep(Duration::from_secs(6));
+    let (_, v) = get_json(&s, "/api/v1/status/config");
+    let log = s.log_text();
+    assert!(
+        log.to_lowercase().contains("telegram"),
+        "the sends were attempted: {log}"
+    );
+    assert!(!log.contains(token), "token in the log:\n{log}");
+    assert!(
+        !log.contains("AAHsonde-secret"),
+        "part of the token in the log"
+    );
+    assert!(
+        !v.to_string().contains("AAHsonde-secret"),
+        "token in /api/v1/status/config"
+    );
+}

@@ -168,3 +168,188 @@ fn plaintext_password_in_web_config_refuses_to_start() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("alice"), "names the user: {err}");
 }
+
+/// Starts sonde with `web` as its web config file (plain HTTP unless it has TLS).
+fn start_with_web_config(dir: &std::path::Path, web: &str) -> Server {
+    std::fs::write(dir.join("web.yml"), web).unwrap();
+    std::fs::write(dir.join("empty.yml"), "global:\n  scrape_interval: 15s\n").unwrap();
+    let port = free_port();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_sonde"));
+    cmd.arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .arg(format!("--config.file={}", dir.join("empty.yml").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!(
+            "--web.config.file={}",
+            dir.join("web.yml").display()
+        ));
+    let log = dir.join(format!("sonde-{port}.log"));
+    let child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let s = Server {
+        child: Some(child),
+        port,
+        dir: dir.to_path_buf(),
+        log,
+    };
+    // TLS or auth may be on: wait for the listener, then for the storage.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "{}", s.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    while !s.log_text().contains("server is ready") {
+        assert!(std::time::Instant::now() < deadline, "{}", s.log_text());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    s
+}
+
+/// Every option of the web config file is honoured or refused at start.
+#[test]
+fn web_config_options_are_honoured_or_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    assert!(self_signed(dir.path()), "openssl must be installed");
+    // Refused at start, naming the option.
+    for (web, named) in [
+        ("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n  cipher_suites: [TLS_RSA_WITH_AES_128_CBC_SHA]\n", "cipher_suites"),
+        ("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n  curve_preferences: [CurveP521]\n", "curve_preferences"),
+        ("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n  client_allowed_sans: [a.example]\n", "client_allowed_sans"),
+        ("tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n  min_version: TLS10\n  max_version: TLS11\n", "max_version"),
+    ] {
+        std::fs::write(dir.path().join("web.yml"), web).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_sonde"))
+            .arg(format!("--web.listen-address=127.0.0.1:{}", free_port()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!(
+                "--web.config.file={}",
+                dir.path().join("web.yml").display()
+            ))
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{named}: started");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(named), "{named}: {err}");
+    }
+
+    // max_version TLS12, suites and curves honoured: TLS 1.3 is refused.
+    let s = start_with_web_config(
+        dir.path(),
+        "tls_server_config:\n  cert_file: cert.pem\n  key_file: key.pem\n  max_version: TLS12\n  cipher_suites: [TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384]\n  curve_preferences: [CurveP384]\n  prefer_server_cipher_suites: true\n",
+    );
+    let handshake = |args: &[&str]| -> String {
+        let out = Command::new("openssl")
+            .args(["s_client", "-connect", &format!("127.0.0.1:{}", s.port)])
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr)
+    };
+    let t12 = handshake(&["-tls1_2"]);
+    assert!(t12.contains("ECDHE-RSA-AES256-GCM-SHA384"), "{t12}");
+    let other = handshake(&["-tls1_2", "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"]);
+    assert!(!other.contains("Cipher is ECDHE-RSA-AES128"), "{other}");
+    let p256 = handshake(&["-tls1_2", "-curves", "prime256v1"]);
+    assert!(!p256.contains("Cipher is ECDHE"), "{p256}");
+    let t13 = handshake(&["-tls1_3"]);
+    assert!(!t13.contains("TLSv1.3"), "TLS 1.3 offered: {t13}");
+    drop(s);
+
+    // Response headers set; HTTP/2 off.
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_with_web_config(
+        dir.path(),
+        "http_server_config:\n  http2: false\n  headers:\n    X-Frame-Options: deny\n    Strict-Transport-Security: max-age=31536000\n",
+    );
+    let r = client().get(s.url("/-/healthy")).send().unwrap();
+    assert_eq!(r.headers().get("x-frame-options").unwrap(), "deny");
+    assert_eq!(
+        r.headers().get("strict-transport-security").unwrap(),
+        "max-age=31536000"
+    );
+    let h2 = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version}",
+            "--max-time",
+            "5",
+        ])
+        .arg("--http2-prior-knowledge")
+        .arg(s.url("/-/healthy"))
+        .output()
+        .unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&h2.stdout),
+        "2",
+        "HTTP/2 served with http2: false"
+    );
+    drop(s);
+    let dir = tempfile::tempdir().unwrap();
+    let s = start_with_web_config(dir.path(), "http_server_config:\n  http2: true\n");
+    let h2 = Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_version}",
+            "--max-time",
+            "5",
+        ])
+        .arg("--http2-prior-knowledge")
+        .arg(s.url("/-/healthy"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&h2.stdout), "2");
+}
+
+/// An unknown user costs the bcrypt work of a wrong password (no user-name
+/// oracle), and basic auth covers the write endpoints.
+#[test]
+fn unknown_users_cost_a_bcrypt_and_writes_need_auth() {
+    let dir = tempfile::tempdir().unwrap();
+    let hash = bcrypt::hash("s3cret", 8).unwrap();
+    let s = start_with_web_config(
+        dir.path(),
+        &format!("basic_auth_users:\n  alice: '{hash}'\n"),
+    );
+    let time = |user: &str| {
+        let started = std::time::Instant::now();
+        let r = client()
+            .get(s.url("/api/v1/labels"))
+            .basic_auth(user, Some("wrong"))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        started.elapsed()
+    };
+    let _ = time("alice");
+    let wrong: Duration = (0..3).map(|_| time("alice")).min().unwrap();
+    let unknown: Duration = (0..3).map(|_| time("mallory")).min().unwrap();
+    assert!(
+        unknown * 2 >= wrong,
+        "unknown user {unknown:?} vs wrong password {wrong:?}"
+    );
+    for path in [
+        "/api/v1/write",
+        "/api/v2/write",
+        "/write",
+        "/api/v1/read",
+        "/api/v1/admin/tsdb/snapshot",
+    ] {
+        let r = client().post(s.url(path)).body("x").send().unwrap();
+        assert_eq!(r.status(), 401, "{path} without credentials");
+    }
+}

@@ -214,8 +214,12 @@ macro_rules! with_http_client {
             /// TLS options.
             #[serde(default, deserialize_with = "crate::config::nullable")]
             pub tls_config: $crate::config::http::TlsConfig,
-            /// Proxy URL.
-            #[serde(default, skip_serializing_if = "Option::is_none")]
+            /// Proxy URL (its password is shown as `xxxxx`, as Prometheus does).
+            #[serde(
+                default,
+                skip_serializing_if = "Option::is_none",
+                serialize_with = "crate::config::http::serialize_redacted_url"
+            )]
             pub proxy_url: Option<String>,
             /// Hosts that bypass the proxy.
             #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -373,4 +377,42 @@ pub(crate) fn validate_http_parts(
         }
     }
     Ok(())
+}
+
+/// A URL with its password replaced by `xxxxx` (Go's `url.Redacted`, which
+/// Prometheus uses to show proxy URLs).
+pub fn redact_url(u: &str) -> String {
+    match url::Url::parse(u) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("xxxxx"));
+            parsed.to_string()
+        }
+        _ => u.to_string(),
+    }
+}
+
+/// Serializes an optional URL through [`redact_url`].
+pub fn serialize_redacted_url<S: serde::Serializer>(
+    u: &Option<String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match u {
+        Some(u) => s.serialize_str(&redact_url(u)),
+        None => s.serialize_none(),
+    }
+}
+
+#[cfg(test)]
+mod redact_tests {
+    #[test]
+    fn proxy_passwords_are_redacted() {
+        assert_eq!(
+            super::redact_url("http://user:s3cret@proxy.example:3128/"),
+            "http://user:xxxxx@proxy.example:3128/"
+        );
+        assert_eq!(
+            super::redact_url("http://proxy.example:3128"),
+            "http://proxy.example:3128"
+        );
+    }
 }
