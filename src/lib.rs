@@ -12,6 +12,7 @@ pub mod discovery;
 pub mod fuzzing;
 pub mod http_client;
 pub mod influx;
+pub mod ingest;
 pub mod metrics;
 pub mod notify;
 pub mod promql;

@@ -297,7 +297,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
     )
     .unwrap_or(u32::MAX)
     .clamp(
-        (crate::api::push::MAX_DECODED_BODY / 1024 + 1) as u32,
+        (crate::ingest::remote_write::MAX_DECODED_BODY / 1024 + 1) as u32,
         u32::try_from(tokio::sync::Semaphore::MAX_PERMITS).unwrap_or(u32::MAX),
     );
     let listener = tokio::net::TcpListener::bind(&flags.listen_address)
