@@ -2,7 +2,10 @@
 # Runs the whole test suite on a fresh machine, installing what it needs:
 # Debian's prometheus (the reference server for differential tests),
 # victoria-metrics (the reference for Consul discovery), the node and
-# blackbox exporters (real scrape targets) and openssl (TLS test certificates).
+# blackbox exporters (real scrape targets), openssl (TLS test certificates)
+# and curl (HTTP/2 checks); then fuzzes every decoder and parser for 20 s
+# each (cargo-fuzz with the nightly toolchain installed beside stable).
+# Runs as root: some tests mount a small tmpfs (disk-full tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -14,6 +17,7 @@ need=()
 [ -x /usr/bin/prometheus-blackbox-exporter ] || need+=(prometheus-blackbox-exporter)
 [ -x /usr/bin/prometheus-alertmanager ] || need+=(prometheus-alertmanager)
 command -v openssl >/dev/null || need+=(openssl)
+command -v curl >/dev/null || need+=(curl)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
     echo "installing: ${need[*]}"
@@ -28,3 +32,4 @@ fi
 
 cargo build --workspace --all-targets
 cargo test --workspace
+FUZZ_SECONDS=${FUZZ_SECONDS:-20} scripts/fuzz.sh
