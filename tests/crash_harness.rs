@@ -154,12 +154,7 @@ fn run(mode: &str, seed: u64) {
     }
     let s = start(dir.path(), mode);
     let end = *next.lock().unwrap();
-    let m = client()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let m = metrics_text(&s);
     let blocks: f64 = m
         .lines()
         .find_map(|l| l.strip_prefix("sonde_blocks_loaded "))

@@ -120,15 +120,7 @@ fn a_sample_from_the_future_is_refused_and_history_stays() {
     assert!(b.contains("too far in the future"), "{b}");
     assert!(query(&s, "{__name__=~\"influxoutlier.*\"}").is_empty());
 
-    let (_, m) = (
-        0,
-        client()
-            .get(s.url("/metrics"))
-            .send()
-            .unwrap()
-            .text()
-            .unwrap(),
-    );
+    let m = metrics_text(&s);
     assert!(
         m.lines()
             .any(|l| l
@@ -317,12 +309,7 @@ fn thousands_of_trickling_connections_leave_ready_answering() {
             let _ = c.write_all(b"a");
         }
     }
-    let m = client()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let m = metrics_text(&s);
     assert!(
         m.lines()
             .any(|l| l.starts_with("sonde_http_connections_evicted_total ") && !l.ends_with(" 0")),
@@ -504,12 +491,7 @@ fn under_the_free_space_threshold_writes_pause_and_resume_by_themselves() {
         "writes pause under the threshold"
     );
     assert!(msg.contains("--storage.tsdb.min-free-space"), "{msg}");
-    let m = client()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let m = metrics_text(&s);
     assert!(m.contains("sonde_storage_writes_paused 1"), "{m}");
     let (_, v) = get_json(&s, "/api/v1/status/runtimeinfo");
     assert!(
@@ -554,12 +536,7 @@ fn the_head_series_limit_and_influx_label_limits_answer_400() {
         10,
         "the first ten series are written"
     );
-    let m = client()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let m = metrics_text(&s);
     assert!(
         m.contains("sonde_head_series_limit_refused_total 10"),
         "{m}"

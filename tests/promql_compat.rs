@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::diff::{compare, Lcg};
+use common::diff::{compare, write_to_both, Lcg};
 use common::*;
 
 fn enc(s: &str) -> String {
@@ -461,28 +461,14 @@ fn promql_matches_prometheus() {
     let steps = 240; // one hour at 15 s
     let start = now - steps as i64 * 15_000;
     let data = dataset(start, steps);
-    // Write in time order across series (Prometheus rejects samples far behind its head).
-    for slice in 0..(steps / 20) {
-        let part: Vec<sonde::remote::pb::SeriesInput> = data
-            .iter()
-            .map(|(l, pts)| {
-                let lo = start + slice as i64 * 20 * 15_000;
-                let hi = lo + 20 * 15_000;
-                (
-                    l.clone(),
-                    pts.iter()
-                        .copied()
-                        .filter(|p| p.0 >= lo && p.0 < hi)
-                        .collect(),
-                )
-            })
-            .filter(|(_, p): &(_, Vec<_>)| !p.is_empty())
-            .collect();
-        let (c1, b1) = remote_write(&prom.url(""), &part);
-        let (c2, b2) = remote_write(&sonde.url(""), &part);
-        assert!(c1 / 100 == 2, "prometheus: {c1} {b1}");
-        assert_eq!(c2, 204, "sonde: {b2}");
-    }
+    write_to_both(
+        &prom,
+        &sonde,
+        &data,
+        start,
+        start + steps as i64 * 15_000,
+        20 * 15_000,
+    );
     let end = start + (steps as i64 - 1) * 15_000;
     let t1 = (end - 7 * 60_000 - 500) as f64 / 1000.0;
     let t2 = (start + 31 * 60_000) as f64 / 1000.0;

@@ -12,7 +12,7 @@
 
 mod common;
 
-use common::diff::{close, normalize, Lcg};
+use common::diff::{close, normalize, write_to_both, Lcg};
 use common::*;
 
 /// Prometheus' staleness marker.
@@ -214,29 +214,7 @@ fn range_functions_match_prometheus_on_real_world_shaped_data() {
         ];
         data.push((labels, series(&mut r, kind, start, end)));
     }
-    // Write in time order, ten minutes at a time.
-    let mut lo = start;
-    while lo < end {
-        let hi = lo + 600_000;
-        let part: Vec<sonde::remote::pb::SeriesInput> = data
-            .iter()
-            .map(|(l, p)| {
-                (
-                    l.clone(),
-                    p.iter()
-                        .copied()
-                        .filter(|x| x.0 >= lo && x.0 < hi)
-                        .collect(),
-                )
-            })
-            .filter(|(_, p): &(_, Vec<_>)| !p.is_empty())
-            .collect();
-        let (c1, b1) = remote_write(&prom.url(""), &part);
-        let (c2, b2) = remote_write(&sonde.url(""), &part);
-        assert!(c1 / 100 == 2, "prometheus: {c1} {b1}");
-        assert_eq!(c2, 204, "sonde: {b2}");
-        lo = hi;
-    }
+    write_to_both(&prom, &sonde, &data, start, end, 600_000);
     let by_key: std::collections::BTreeMap<String, &Pts> = data
         .iter()
         .map(|(l, p)| {

@@ -185,18 +185,7 @@ fn start_with_web_config(dir: &std::path::Path, web: &str) -> Server {
             "--web.config.file={}",
             dir.join("web.yml").display()
         ));
-    let log = dir.join(format!("sonde-{port}.log"));
-    let child = cmd
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let s = Server {
-        child: Some(child),
-        port,
-        dir: dir.to_path_buf(),
-        log,
-    };
+    let s = spawn_logged(cmd, "sonde", port, dir);
     // TLS or auth may be on: wait for the listener, then for the storage.
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
@@ -208,6 +197,17 @@ fn start_with_web_config(dir: &std::path::Path, web: &str) -> Server {
         std::thread::sleep(Duration::from_millis(50));
     }
     s
+}
+
+/// The HTTP version curl gets when it speaks HTTP/2 without upgrade.
+fn http_version(s: &Server) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "-o", "/dev/null", "-w", "%{http_version}"])
+        .args(["--max-time", "5", "--http2-prior-knowledge"])
+        .arg(s.url("/-/healthy"))
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// Every option of the web config file is honoured or refused at start.
@@ -276,43 +276,11 @@ fn web_config_options_are_honoured_or_refused() {
         r.headers().get("strict-transport-security").unwrap(),
         "max-age=31536000"
     );
-    let h2 = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_version}",
-            "--max-time",
-            "5",
-        ])
-        .arg("--http2-prior-knowledge")
-        .arg(s.url("/-/healthy"))
-        .output()
-        .unwrap();
-    assert_ne!(
-        String::from_utf8_lossy(&h2.stdout),
-        "2",
-        "HTTP/2 served with http2: false"
-    );
+    assert_ne!(http_version(&s), "2", "HTTP/2 served with http2: false");
     drop(s);
     let dir = tempfile::tempdir().unwrap();
     let s = start_with_web_config(dir.path(), "http_server_config:\n  http2: true\n");
-    let h2 = Command::new("curl")
-        .args([
-            "-s",
-            "-o",
-            "/dev/null",
-            "-w",
-            "%{http_version}",
-            "--max-time",
-            "5",
-        ])
-        .arg("--http2-prior-knowledge")
-        .arg(s.url("/-/healthy"))
-        .output()
-        .unwrap();
-    assert_eq!(String::from_utf8_lossy(&h2.stdout), "2");
+    assert_eq!(http_version(&s), "2");
 }
 
 /// An unknown user costs the bcrypt work of a wrong password (no user-name

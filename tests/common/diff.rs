@@ -1,5 +1,6 @@
 //! Comparing query answers of two servers (differential tests).
 
+use super::{remote_write, Server};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
@@ -84,4 +85,39 @@ pub fn compare(what: &str, p: &Value, s: &Value) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Remote-writes `data` to Prometheus and sonde in time order across series,
+/// `slice_ms` of every series per request (Prometheus refuses samples far
+/// behind its head); both must accept every request.
+pub fn write_to_both(
+    prom: &Server,
+    sonde: &Server,
+    data: &[sonde::remote::pb::SeriesInput],
+    start: i64,
+    end: i64,
+    slice_ms: i64,
+) {
+    let mut lo = start;
+    while lo < end {
+        let hi = lo + slice_ms;
+        let part: Vec<sonde::remote::pb::SeriesInput> = data
+            .iter()
+            .map(|(l, p)| {
+                (
+                    l.clone(),
+                    p.iter()
+                        .copied()
+                        .filter(|x| x.0 >= lo && x.0 < hi)
+                        .collect(),
+                )
+            })
+            .filter(|(_, p): &(_, Vec<_>)| !p.is_empty())
+            .collect();
+        let (c1, b1) = remote_write(&prom.url(""), &part);
+        let (c2, b2) = remote_write(&sonde.url(""), &part);
+        assert!(c1 / 100 == 2, "prometheus: {c1} {b1}");
+        assert_eq!(c2, 204, "sonde: {b2}");
+        lo = hi;
+    }
 }

@@ -96,27 +96,26 @@ pub fn start_sonde(dir: &Path, args: &[&str]) -> Server {
 
 /// Spawns `cmd` (stderr to `dir/<name>-<port>.log`) and waits for `/-/ready`.
 /// Spawns `cmd` and waits until `ready_path` answers 200.
-pub fn spawn_waiting(
-    mut cmd: Command,
-    name: &str,
-    port: u16,
-    dir: &Path,
-    ready_path: &str,
-) -> Server {
+pub fn spawn_waiting(cmd: Command, name: &str, port: u16, dir: &Path, ready_path: &str) -> Server {
+    let s = spawn_logged(cmd, name, port, dir);
+    wait_ready(&s.url(ready_path), Duration::from_secs(60), &s);
+    s
+}
+
+/// Spawns `cmd` with stderr to `dir/<name>-<port>.log`, without waiting.
+pub fn spawn_logged(mut cmd: Command, name: &str, port: u16, dir: &Path) -> Server {
     let log = dir.join(format!("{name}-{port}.log"));
     let child = cmd
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
         .unwrap();
-    let s = Server {
+    Server {
         child: Some(child),
         port,
         dir: dir.to_path_buf(),
         log,
-    };
-    wait_ready(&s.url(ready_path), Duration::from_secs(60), &s);
-    s
+    }
 }
 
 /// Starts Debian's node exporter on a free port (installed by scripts/test.sh).
@@ -226,6 +225,16 @@ pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
+        .unwrap()
+}
+
+/// The server's `/metrics` text.
+pub fn metrics_text(s: &Server) -> String {
+    client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
         .unwrap()
 }
 
