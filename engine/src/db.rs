@@ -171,6 +171,8 @@ struct Inner {
     checkpointed_wal_bytes: AtomicU64,
     /// The clocks at the last retention pass, to see the wall clock jump.
     clock_watch: Mutex<ClockWatch>,
+    /// The sealed WAL segment the last checkpoint dealt with (`u64::MAX`: none).
+    seal_checkpointed: AtomicU64,
     _lock: DirLock,
 }
 
@@ -309,6 +311,7 @@ impl Db {
             wake: Condvar::new(),
             checkpointed_wal_bytes: AtomicU64::new(0),
             clock_watch: Mutex::new(ClockWatch::default()),
+            seal_checkpointed: AtomicU64::new(u64::MAX),
             _lock: lock,
         });
         inner
@@ -610,6 +613,21 @@ impl Inner {
         let Some(wal) = self.head.wal.get() else {
             return Ok(());
         };
+        // A segment sealed by a failed fsync may have lost pages that
+        // replay would then treat as corruption (moving later segments
+        // aside): checkpoint at once, which rewrites the head durably and
+        // drops the sealed segment. A failure is retried at the next pass.
+        if let Some(k) = wal.sealed_segment() {
+            if self.seal_checkpointed.load(Ordering::Acquire) != k {
+                self.checkpoint_head(wal, false)?;
+                self.seal_checkpointed.store(k, Ordering::Release);
+                tracing::warn!(
+                    segment = k,
+                    "checkpointed the head after a failed fsync; the sealed WAL segment is gone"
+                );
+                return Ok(());
+            }
+        }
         let size = wal.size_bytes()?;
         let base = self.checkpointed_wal_bytes.load(Ordering::Relaxed);
         if size.saturating_sub(base) >= self.opts.wal_checkpoint_min_bytes.max(base) {

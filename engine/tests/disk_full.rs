@@ -85,6 +85,19 @@ fn a_failed_fsync_fails_its_commits_and_writes_go_on_without_restart() {
     db.wal().unwrap().inject_fault(None);
     append_batch(&db, 2).expect("a fresh segment takes the next commit");
     assert_eq!(count(&db), 40);
+    // Maintenance checkpoints the head at once and the sealed segment goes.
+    let sealed = db
+        .wal()
+        .unwrap()
+        .sealed_segment()
+        .expect("a sealed segment");
+    db.compact().unwrap();
+    let wal_dir = dir.path().join("wal");
+    let sealed_name = format!("{sealed:08}");
+    assert!(
+        !wal_dir.join(&sealed_name).exists(),
+        "the sealed segment is checkpointed away"
+    );
     drop(db);
     let db = Db::open(dir.path(), opts()).unwrap();
     let n = count(&db);

@@ -1171,6 +1171,12 @@ impl Wal {
         self.inner.fsync_failures.load(Ordering::Relaxed)
     }
 
+    /// The newest segment a failed fsync sealed, if any.
+    pub fn sealed_segment(&self) -> Option<u64> {
+        let k = self.inner.sealed.load(Ordering::Acquire);
+        (k != u64::MAX).then_some(k)
+    }
+
     /// Whether appends have a segment (false while a full disk keeps the
     /// next one from being created).
     pub fn has_segment(&self) -> bool {
