@@ -361,6 +361,21 @@ mod tests {
     }
 
     #[test]
+    fn durations_out_of_range_are_errors_not_panics() {
+        for q in [
+            "x[222222222222222222222222222222222:2222222222222222222225m1000d01ms]",
+            "x[99999999999999999999d]",
+            "x[1e400]",
+            "x[99999999999999999999999]",
+            "x offset 99999999999999999999999",
+            "rate(x[5m])[1e308:1e308]",
+        ] {
+            let _ = parse(q);
+        }
+        assert!(parse("x[1e400]").is_err());
+    }
+
+    #[test]
     fn errors_have_a_position() {
         let e = |q: &str| parse(q).unwrap_err().to_string();
         assert_eq!(e("1 +"), "1:4: parse error: unexpected end of input");

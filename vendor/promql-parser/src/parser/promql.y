@@ -697,7 +697,10 @@ duration -> Result<Duration, String>:
                 {
                         // Seconds, as from Prometheus 2.55 on (2.42 wants a unit).
                         let num = parse_str_radix($lexer.span_str($span))?;
-                        Ok(Duration::from_secs_f64(num))
+                        // (sonde: a huge or negative number is an error, not a panic)
+                        Duration::try_from_secs_f64(num).map_err(|_| {
+                            format!("duration {} out of range", $lexer.span_str($span))
+                        })
                 }
 ;
 

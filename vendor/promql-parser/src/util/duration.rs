@@ -77,7 +77,9 @@ pub fn parse_duration(ds: &str) -> Result<Duration, String> {
 
     // the duration is float number of seconds
     if let Ok(float_duration) = ds.parse::<f64>() {
-        return Ok(Duration::from_secs_f64(float_duration));
+        // (sonde: a huge or negative number is an error, not a panic)
+        return Duration::try_from_secs_f64(float_duration)
+            .map_err(|_| format!("duration {ds} out of range"));
     }
 
     if !DURATION_RE.is_match(ds) {
