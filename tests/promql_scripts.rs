@@ -1,8 +1,10 @@
 //! Runs Prometheus' own PromQL test scripts (the `promqltest` format of
 //! `promql/promqltest/testdata/*.test`) against sonde's PromQL engine.
 //!
-//! The scripts live outside the repository, in `/work/shared/promql-tests`
-//! (`PROMQL_TESTS_DIR` overrides it); its `README.md` describes the language.
+//! The scripts are copied into the repository, byte for byte with their
+//! Apache-2.0 `LICENSE` and `NOTICE`, in `tests/promql/scripts`
+//! (`PROMQL_TESTS_DIR` overrides it); its `README.md` says where each set
+//! comes from and describes the language.
 //! [`SETS`] lists the folders and files that run. Evals that we cannot pass
 //! yet are listed in `tests/promql/known_failures.txt`; the test fails when
 //! any other eval (or load) fails, and when a listed one passes.
@@ -103,7 +105,7 @@ const SETS: &[ScriptSet] = &[
 ];
 
 /// Where the scripts are unless `PROMQL_TESTS_DIR` says otherwise.
-const DEFAULT_SCRIPTS_DIR: &str = "/work/shared/promql-tests";
+const DEFAULT_SCRIPTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/promql/scripts");
 
 /// Relative tolerance of value comparisons (upstream's `defaultEpsilon`).
 const EPSILON: f64 = 1e-6;
