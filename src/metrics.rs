@@ -512,7 +512,8 @@ impl Metrics {
             "1 while appends are refused for lack of disk space (503 to writers).",
             f64::from(u8::from(db.writes_paused().is_some())),
         );
-        if free_space_checked(dc) {
+        // Recorded only when --storage.tsdb.min-free-space checks run.
+        if dc.free_bytes.load(r) > 0 {
             simple(
                 &mut out,
                 "sonde_storage_free_bytes",
@@ -696,9 +697,4 @@ fn process_metrics(out: &mut String, start: f64) {
             rd.count() as f64,
         );
     }
-}
-
-/// Whether the free-space check runs (it records a reading).
-fn free_space_checked(dc: &sonde_engine::db::DbCounters) -> bool {
-    dc.free_bytes.load(std::sync::atomic::Ordering::Relaxed) > 0
 }

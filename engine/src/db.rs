@@ -583,6 +583,9 @@ impl Inner {
                 "free space is back over --storage.tsdb.min-free-space: writes resume"
             );
         }
+        self.head
+            .low_space_set
+            .store(low.is_some(), Ordering::Release);
     }
 
     fn max_block_duration(&self) -> i64 {

@@ -258,6 +258,8 @@ pub(crate) struct Head {
     future_bound: AtomicI64,
     /// Set while free space is under the threshold: (free, min) bytes.
     pub(crate) low_space: Mutex<Option<(u64, u64, std::path::PathBuf)>>,
+    /// Whether `low_space` is set: the one load a commit pays.
+    pub(crate) low_space_set: AtomicBool,
     num_series: AtomicUsize,
     pub wal: std::sync::OnceLock<Wal>,
     pub counters: HeadCounters,
@@ -281,6 +283,7 @@ impl Head {
             min_valid_t: AtomicI64::new(i64::MIN),
             future_bound: AtomicI64::new(i64::MAX),
             low_space: Mutex::new(None),
+            low_space_set: AtomicBool::new(false),
             num_series: AtomicUsize::new(0),
             wal: std::sync::OnceLock::new(),
             counters: HeadCounters::default(),
@@ -1130,8 +1133,10 @@ impl Appender {
             return Ok(Pass::Done);
         }
         let head = &*self.head;
-        if let Some((free, min, path)) = head.low_space.lock().clone() {
-            return Err(Error::LowDiskSpace { path, free, min });
+        if head.low_space_set.load(Ordering::Acquire) {
+            if let Some((free, min, path)) = head.low_space.lock().clone() {
+                return Err(Error::LowDiskSpace { path, free, min });
+            }
         }
         let scratch = &mut self.scratch;
         // Stable sort by ref keeps each series' samples in append order.
