@@ -16,7 +16,6 @@ use crate::labels::{Labels, Matcher};
 use parking_lot::RwLock;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -91,7 +90,7 @@ pub(crate) struct BlockWriter {
     max_t: i64,
     seg: u32,
     seg_off: u64,
-    chunk_file: Option<BufWriter<File>>,
+    chunk_file: Option<BufWriter<io::fs::SeqFile>>,
     index: IndexWriter,
     stats: BlockStats,
     scratch: Vec<u8>,
@@ -110,8 +109,11 @@ impl BlockWriter {
     ) -> Result<BlockWriter> {
         let ulid = ulid::Ulid::new().to_string();
         let tmp = parent.join(format!("{ulid}.tmp"));
-        std::fs::create_dir_all(tmp.join("chunks"))
-            .map_err(|e| Error::io("create block dir", &tmp, e))?;
+        if let Err(e) = io::fs::create_dir_all(&tmp.join("chunks")) {
+            // The block directory may exist without its `chunks`.
+            let _ = io::fs::remove_dir_all(&tmp);
+            return Err(Error::io("create block dir", &tmp, e));
+        }
         let mut w = BlockWriter {
             parent: parent.to_path_buf(),
             tmp,
@@ -144,7 +146,7 @@ impl BlockWriter {
             let f = f
                 .into_inner()
                 .map_err(|e| Error::io("flush chunk file", &path, e.into_error()))?;
-            io::sync_file(&f, &path)?;
+            io::sync_file(f.file(), &path)?;
         }
         Ok(())
     }
@@ -153,7 +155,8 @@ impl BlockWriter {
         self.close_segment()?;
         self.seg += 1;
         let path = self.seg_path(self.seg);
-        let f = File::create(&path).map_err(|e| Error::io("create chunk file", &path, e))?;
+        let f =
+            io::fs::SeqFile::create(&path).map_err(|e| Error::io("create chunk file", &path, e))?;
         let mut f = BufWriter::with_capacity(1 << 20, f);
         f.write_all(&CHUNKS_MAGIC)
             .map_err(|e| Error::io("write chunk file", &path, e))?;
@@ -263,14 +266,14 @@ impl Drop for BlockWriter {
     fn drop(&mut self) {
         // An unfinished block leaves nothing behind (finish() renamed it otherwise).
         if self.tmp.exists() {
-            let _ = std::fs::remove_dir_all(&self.tmp);
+            let _ = io::fs::remove_dir_all(&self.tmp);
         }
     }
 }
 
 fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
-    let mut f = File::create(path).map_err(|e| Error::io("create", path, e))?;
-    f.write_all(data).map_err(|e| Error::io("write", path, e))?;
+    let f = io::fs::create(path).map_err(|e| Error::io("create", path, e))?;
+    io::fs::write_all_at(&f, path, data, 0).map_err(|e| Error::io("write", path, e))?;
     io::sync_file(&f, path)
 }
 
@@ -474,18 +477,18 @@ impl Block {
     /// Copies the block into `dst/<ulid>` using hard links (snapshots).
     pub(crate) fn link_into(&self, dst: &Path) -> Result<()> {
         let target = dst.join(&self.meta.ulid);
-        std::fs::create_dir_all(target.join("chunks"))
+        io::fs::create_dir_all(&target.join("chunks"))
             .map_err(|e| Error::io("create snapshot dir", &target, e))?;
         for rel in ["meta.json", "index", "tombstones"] {
             let src = self.dir.join(rel);
             if src.exists() {
-                std::fs::hard_link(&src, target.join(rel))
+                io::fs::hard_link(&src, &target.join(rel))
                     .map_err(|e| Error::io("link", &src, e))?;
             }
         }
         for seg in 1..=self.chunks.len() {
             let src = self.dir.join("chunks").join(format!("{seg:06}"));
-            std::fs::hard_link(&src, target.join("chunks").join(format!("{seg:06}")))
+            io::fs::hard_link(&src, &target.join("chunks").join(format!("{seg:06}")))
                 .map_err(|e| Error::io("link", &src, e))?;
         }
         Ok(())

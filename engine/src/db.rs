@@ -223,7 +223,7 @@ impl Db {
             }
             if name.ends_with(".tmp") || name.ends_with(".tmp-for-deletion") {
                 tracing::info!(dir = %path.display(), "removing leftover of an interrupted block write or deletion");
-                std::fs::remove_dir_all(&path).map_err(|e| Error::io("remove", &path, e))?;
+                io::fs::remove_dir_all(&path).map_err(|e| Error::io("remove", &path, e))?;
             } else if is_ulid(&name) {
                 block_dirs.push(path);
             }
@@ -403,20 +403,36 @@ impl Db {
 
     /// Writes a consistent copy of the store into `dst`: blocks as hard links,
     /// and with `with_head` the head's data as one more block. Returns the directory.
+    ///
+    /// A snapshot that fails (a full disk) leaves nothing behind: a `dst`
+    /// this call created is removed again.
     pub fn snapshot(&self, dst: &Path, with_head: bool) -> Result<PathBuf> {
         let _g = self.inner.maintenance.lock();
-        io::create_dir_durable(dst)?;
-        for b in self.inner.blocks.read().iter() {
-            b.link_into(dst)?;
-        }
-        if with_head {
-            let h = &self.inner.head;
-            if h.min_t() <= h.max_t() {
-                compact::write_head_block(dst, h, h.min_t(), h.max_t().saturating_add(1))?;
+        let existed = dst.exists();
+        let write = || -> Result<()> {
+            io::create_dir_durable(dst)?;
+            for b in self.inner.blocks.read().iter() {
+                b.link_into(dst)?;
+            }
+            if with_head {
+                let h = &self.inner.head;
+                if h.min_t() <= h.max_t() {
+                    compact::write_head_block(dst, h, h.min_t(), h.max_t().saturating_add(1))?;
+                }
+            }
+            io::sync_dir(dst)
+        };
+        match write() {
+            Ok(()) => Ok(dst.to_path_buf()),
+            Err(e) => {
+                if !existed {
+                    if let Err(re) = io::fs::remove_dir_all(dst) {
+                        tracing::warn!(error = %re, dir = %dst.display(), "could not remove a failed snapshot");
+                    }
+                }
+                Err(e)
             }
         }
-        io::sync_dir(dst)?;
-        Ok(dst.to_path_buf())
     }
 
     /// A summary of the store.
@@ -866,9 +882,9 @@ fn delete_block_dir(parent: &Path, dir: &Path) -> Result<()> {
     let mut tmp = dir.as_os_str().to_owned();
     tmp.push(".tmp-for-deletion");
     let tmp = PathBuf::from(tmp);
-    std::fs::rename(dir, &tmp).map_err(|e| Error::io("rename block for deletion", dir, e))?;
+    io::fs::rename(dir, &tmp).map_err(|e| Error::io("rename block for deletion", dir, e))?;
     io::sync_dir(parent)?;
-    std::fs::remove_dir_all(&tmp).map_err(|e| Error::io("remove block", &tmp, e))
+    io::fs::remove_dir_all(&tmp).map_err(|e| Error::io("remove block", &tmp, e))
 }
 
 /// Whether an error proves a block corrupt (and so may move it to
@@ -886,7 +902,7 @@ pub(crate) fn proves_corruption(e: &Error) -> bool {
 /// Moves a bad block to `corrupt/` for inspection (never deleted).
 fn quarantine(parent: &Path, dir: &Path) -> Result<PathBuf> {
     let cdir = parent.join("corrupt");
-    std::fs::create_dir_all(&cdir).map_err(|e| Error::io("create dir", &cdir, e))?;
+    io::fs::create_dir_all(&cdir).map_err(|e| Error::io("create dir", &cdir, e))?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().to_string())

@@ -673,7 +673,18 @@ impl Head {
                 d.open = XorAppender::new();
             }
             d.ooo = d.ooo.split_off(&t);
-            d.deleted.retain(|&(_, max)| max >= t);
+            // A kept chunk can start before `t` (it was cut by sample count,
+            // not by time): the tombstones over its older samples must stay,
+            // or a deletion already persisted in a block comes back through
+            // the head's copy of those samples.
+            let mut data_min = d.chunks.first().map_or(i64::MAX, |c| c.min_t);
+            if !d.open.is_empty() {
+                data_min = data_min.min(d.open.min_t());
+            }
+            if let Some((&k, _)) = d.ooo.first_key_value() {
+                data_min = data_min.min(k);
+            }
+            d.deleted.retain(|&(_, max)| max >= data_min.min(t));
             if d.is_empty() {
                 gone.push((s.sref, s.labels.clone()));
             } else {

@@ -7,6 +7,7 @@
 //! and the parent directory is fsynced, so that a crash at any point leaves
 //! either the old state or the new one.
 
+pub mod fs;
 pub mod mmap;
 
 use crate::error::{Error, Result};
@@ -15,31 +16,33 @@ use std::path::{Path, PathBuf};
 
 /// fsyncs a directory so that entries created, renamed or removed in it are durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
-    let f = File::open(dir).map_err(|e| Error::io("open dir for fsync", dir, e))?;
-    f.sync_all().map_err(|e| Error::io("fsync dir", dir, e))
+    fs::sync_dir(dir).map_err(|e| Error::io("fsync dir", dir, e))
 }
 
 /// fsyncs a file's data and metadata.
 pub fn sync_file(file: &File, path: &Path) -> Result<()> {
-    file.sync_all().map_err(|e| Error::io("fsync", path, e))
+    fs::sync_file(file, path).map_err(|e| Error::io("fsync", path, e))
 }
 
 /// Writes `data` to `path` atomically: a `.tmp` sibling is written and fsynced,
 /// renamed over `path`, and the parent directory fsynced.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    use std::io::Write;
     let tmp = tmp_sibling(path);
-    {
-        let mut f = File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
-        f.write_all(data).map_err(|e| Error::io("write", &tmp, e))?;
+    let write = || -> Result<()> {
+        let f = fs::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
+        fs::write_all_at(&f, &tmp, data, 0).map_err(|e| Error::io("write", &tmp, e))?;
         sync_file(&f, &tmp)?;
-    }
-    rename_durable(&tmp, path)
+        rename_durable(&tmp, path)
+    };
+    write().inspect_err(|_| {
+        // No half-written sibling stays behind (gone already if the rename happened).
+        let _ = fs::remove_file(&tmp);
+    })
 }
 
 /// Renames `from` to `to` and fsyncs the parent directory (of `to`, and of `from` if different).
 pub fn rename_durable(from: &Path, to: &Path) -> Result<()> {
-    std::fs::rename(from, to).map_err(|e| Error::io("rename", from, e))?;
+    fs::rename(from, to).map_err(|e| Error::io("rename", from, e))?;
     if let Some(parent) = to.parent() {
         sync_dir(parent)?;
     }
@@ -60,7 +63,7 @@ pub fn tmp_sibling(path: &Path) -> PathBuf {
 
 /// Creates a directory and all its parents, then fsyncs its parent.
 pub fn create_dir_durable(dir: &Path) -> Result<()> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io("create dir", dir, e))?;
+    fs::create_dir_all(dir).map_err(|e| Error::io("create dir", dir, e))?;
     if let Some(parent) = dir.parent() {
         if !parent.as_os_str().is_empty() {
             sync_dir(parent)?;

@@ -47,11 +47,11 @@
 //! not corruption and must not be moved aside by an older build).
 
 use crate::error::{Error, Result};
+use crate::io::fs::{self, SeqFile};
 use crate::io::{create_dir_durable, dir_size, rename_durable, sync_dir, sync_file};
 use parking_lot::{Condvar, Mutex};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Arc;
@@ -435,7 +435,7 @@ fn list_dir(dir: &Path) -> Result<Listing> {
                 if rest.ends_with(".tmp") {
                     let p = entry.path();
                     tracing::warn!(path = %p.display(), "removing incomplete WAL checkpoint");
-                    std::fs::remove_dir_all(&p)
+                    fs::remove_dir_all(&p)
                         .map_err(|e| Error::io("remove checkpoint tmp", &p, e))?;
                     sync_dir(dir)?;
                 } else if let Some(idx) = parse_index(rest) {
@@ -477,11 +477,8 @@ fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<()> {
 }
 
 fn truncate_durable(path: &Path, len: u64) -> Result<()> {
-    let f = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| Error::io("open for truncate", path, e))?;
-    f.set_len(len).map_err(|e| Error::io("truncate", path, e))?;
+    let f = fs::open_write(path).map_err(|e| Error::io("open for truncate", path, e))?;
+    fs::set_len(&f, path, len).map_err(|e| Error::io("truncate", path, e))?;
     sync_file(&f, path)
 }
 
@@ -498,7 +495,7 @@ fn create_corrupt_dir(dir: &Path) -> Result<PathBuf> {
             format!("corrupt-{millis}-{n}")
         };
         let p = dir.join(name);
-        match std::fs::create_dir(&p) {
+        match fs::create_dir(&p) {
             Ok(()) => {
                 sync_dir(dir)?;
                 return Ok(p);
@@ -526,9 +523,9 @@ fn move_aside(
     let first_moved = if start >= HEADER_LEN && start <= data.len() {
         let tail_path = cdir.join(format!("{}.from-{offset}", bad.corrupt_name));
         {
-            let mut f = File::create(&tail_path)
+            let f = fs::create(&tail_path)
                 .map_err(|e| Error::io("create corrupt tail", &tail_path, e))?;
-            f.write_all(&data[start..])
+            fs::write_all_at(&f, &tail_path, &data[start..], 0)
                 .map_err(|e| Error::io("write corrupt tail", &tail_path, e))?;
             sync_file(&f, &tail_path)?;
         }
@@ -546,16 +543,11 @@ fn move_aside(
 
 fn create_segment(dir: &Path, idx: u64, fault: Option<Fault>) -> Result<Segment> {
     let path = dir.join(segment_name(idx));
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .map_err(|e| Error::io("create wal segment", &path, e))?;
+    let file = fs::create_new(&path).map_err(|e| Error::io("create wal segment", &path, e))?;
     let header = if matches!(fault, Some(Fault::WriteEnospc | Fault::ShortWrite)) {
         Err(os_err(libc::ENOSPC))
     } else {
-        file.write_all_at(&header_bytes(), 0)
+        fs::write_all_at(&file, &path, &header_bytes(), 0)
     };
     let res = header
         .map_err(|e| Error::io("write wal segment header", &path, e))
@@ -563,7 +555,7 @@ fn create_segment(dir: &Path, idx: u64, fault: Option<Fault>) -> Result<Segment>
         .and_then(|()| sync_dir(dir));
     if let Err(e) = res {
         drop(file);
-        let _ = std::fs::remove_file(&path);
+        let _ = fs::remove_file(&path);
         return Err(e);
     }
     Ok(Segment { file, path, idx })
@@ -682,8 +674,7 @@ impl Inner {
             }
             Some(Fault::ShortWrite) => {
                 let half = &buf[..buf.len() / 2];
-                seg.file
-                    .write_all_at(half, off)
+                fs::write_all_at(&seg.file, &seg.path, half, off)
                     .map_err(|e| Error::io("write wal segment", &seg.path, e))?;
                 return Err(Error::io(
                     "write wal segment",
@@ -693,28 +684,13 @@ impl Inner {
             }
             _ => {}
         }
-        let mut done = 0usize;
-        while done < buf.len() {
-            match seg.file.write_at(&buf[done..], off + done as u64) {
-                Ok(0) => {
-                    return Err(Error::io(
-                        "write wal segment",
-                        &seg.path,
-                        std::io::ErrorKind::WriteZero.into(),
-                    ));
-                }
-                Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(Error::io("write wal segment", &seg.path, e)),
-            }
-        }
-        Ok(())
+        fs::write_all_at(&seg.file, &seg.path, buf, off)
+            .map_err(|e| Error::io("write wal segment", &seg.path, e))
     }
 
     fn fix_dirty_tail(&self, w: &mut Writer) -> Result<()> {
         if let (true, Some(seg)) = (w.dirty_tail, &w.seg) {
-            seg.file
-                .set_len(w.offset)
+            fs::set_len(&seg.file, &seg.path, w.offset)
                 .map_err(|e| Error::io("truncate wal segment", &seg.path, e))?;
         }
         w.dirty_tail = false;
@@ -756,7 +732,7 @@ impl Inner {
                 Ok(())
             }
             Err(e) => {
-                if seg.file.set_len(off).is_err() {
+                if fs::set_len(&seg.file, &seg.path, off).is_err() {
                     w.dirty_tail = true;
                 }
                 Err(e)
@@ -918,13 +894,12 @@ impl Wal {
             let mut removed = false;
             for &s in listing.segments.iter().filter(|&&s| s <= cp) {
                 let p = dir.join(segment_name(s));
-                std::fs::remove_file(&p).map_err(|e| Error::io("remove old wal segment", &p, e))?;
+                fs::remove_file(&p).map_err(|e| Error::io("remove old wal segment", &p, e))?;
                 removed = true;
             }
             for &c in listing.checkpoints.iter().filter(|&&c| c < cp) {
                 let p = dir.join(checkpoint_name(c));
-                std::fs::remove_dir_all(&p)
-                    .map_err(|e| Error::io("remove old checkpoint", &p, e))?;
+                fs::remove_dir_all(&p).map_err(|e| Error::io("remove old checkpoint", &p, e))?;
                 removed = true;
             }
             if removed {
@@ -1084,10 +1059,11 @@ impl Wal {
         let final_dir = dir.join(checkpoint_name(upto));
         let tmp_dir = dir.join(format!("{}.tmp", checkpoint_name(upto)));
         let write_tmp = || -> Result<()> {
-            std::fs::create_dir(&tmp_dir)
+            fs::create_dir(&tmp_dir)
                 .map_err(|e| Error::io("create checkpoint dir", &tmp_dir, e))?;
             let path = tmp_dir.join(CHECKPOINT_FILE);
-            let file = File::create(&path).map_err(|e| Error::io("create checkpoint", &path, e))?;
+            let file =
+                SeqFile::create(&path).map_err(|e| Error::io("create checkpoint", &path, e))?;
             let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
             let mut frame = Vec::new();
             frame.extend_from_slice(&header_bytes());
@@ -1108,21 +1084,22 @@ impl Wal {
             let file = out
                 .into_inner()
                 .map_err(|e| Error::io("write checkpoint", &path, e.into_error()))?;
-            sync_file(&file, &path)?;
+            sync_file(file.file(), &path)?;
             sync_dir(&tmp_dir)
         };
-        if let Err(e) = write_tmp() {
-            let _ = std::fs::remove_dir_all(&tmp_dir);
+        if let Err(e) = write_tmp().and_then(|()| rename_durable(&tmp_dir, &final_dir)) {
+            // Nothing half-written stays (the rename may have happened
+            // before a failed directory fsync: then there is nothing to remove).
+            let _ = fs::remove_dir_all(&tmp_dir);
             return Err(e);
         }
-        rename_durable(&tmp_dir, &final_dir)?;
         for &s in listing.segments.iter().filter(|&&s| s <= upto) {
             let p = dir.join(segment_name(s));
-            std::fs::remove_file(&p).map_err(|e| Error::io("remove old wal segment", &p, e))?;
+            fs::remove_file(&p).map_err(|e| Error::io("remove old wal segment", &p, e))?;
         }
         for &c in &listing.checkpoints {
             let p = dir.join(checkpoint_name(c));
-            std::fs::remove_dir_all(&p).map_err(|e| Error::io("remove old checkpoint", &p, e))?;
+            fs::remove_dir_all(&p).map_err(|e| Error::io("remove old checkpoint", &p, e))?;
         }
         sync_dir(dir)
     }

@@ -156,7 +156,10 @@ fn garbage_and_zeros_after_tail_are_truncated() {
         let recs = fill(dir, 10, 50, 1 << 20);
         let path = dir.join(segment_name(0));
         let len = std::fs::metadata(&path).unwrap().len();
-        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         f.write_all(&tail).unwrap();
         drop(f);
 
