@@ -317,54 +317,88 @@ fn check_frame(rest: &[u8]) -> std::result::Result<usize, &'static str> {
     Ok(len)
 }
 
-/// Scans a segment's bytes, calling `f` with each valid payload in order.
-fn scan<F: FnMut(&[u8]) -> Result<()>>(data: &[u8], mut f: F) -> Result<Scan> {
-    if data.is_empty() {
+/// Reads one segment-format file of `len` bytes from `r`, calling `f` with
+/// each valid payload in order. Streams: besides `f`'s own work, memory is one
+/// record (`payload`, reused), never more than the bytes that are left, so a
+/// hostile length costs nothing. `path` names the file in I/O errors.
+fn scan<R: Read, F: FnMut(&[u8]) -> Result<()>>(
+    mut r: R,
+    len: u64,
+    path: &Path,
+    payload: &mut Vec<u8>,
+    mut f: F,
+) -> Result<Scan> {
+    let read = |r: &mut R, buf: &mut [u8]| {
+        r.read_exact(buf)
+            .map_err(|e| Error::io("read wal file", path, e))
+    };
+    if len == 0 {
         return Ok(Scan::Clean);
     }
-    if data.len() < HEADER_LEN {
+    if len < HEADER_LEN as u64 {
         return Ok(Scan::Bad {
             offset: 0,
             reason: "partial segment header",
         });
     }
-    if data[0..4] != MAGIC {
+    let mut header = [0u8; HEADER_LEN];
+    read(&mut r, &mut header)?;
+    if header[0..4] != MAGIC {
         return Ok(Scan::Bad {
             offset: 0,
             reason: "bad segment magic",
         });
     }
-    let version = u32::from_le_bytes([data[4], data[5], data[6], data[7]]);
+    let version = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
     if version != VERSION {
         return Ok(Scan::Version(version));
     }
-    let mut off = HEADER_LEN;
-    while off < data.len() {
-        let rest = &data[off..];
-        match check_frame(rest) {
-            Ok(len) => {
-                f(&rest[FRAME_LEN..FRAME_LEN + len])?;
-                off += FRAME_LEN + len;
-            }
-            Err(reason) => {
-                return Ok(Scan::Bad {
-                    offset: off as u64,
-                    reason,
-                })
-            }
+    let mut off = HEADER_LEN as u64;
+    while off < len {
+        let bad = |reason| {
+            Ok(Scan::Bad {
+                offset: off,
+                reason,
+            })
+        };
+        if len - off < FRAME_LEN as u64 {
+            return bad("partial record header");
         }
+        let mut frame = [0u8; FRAME_LEN];
+        read(&mut r, &mut frame)?;
+        let len_bytes = [frame[0], frame[1], frame[2], frame[3]];
+        let n = u32::from_le_bytes(len_bytes) as usize;
+        let crc = u32::from_le_bytes([frame[4], frame[5], frame[6], frame[7]]);
+        if n > MAX_RECORD_LEN {
+            return bad("record length too large");
+        }
+        if (n as u64) > len - off - FRAME_LEN as u64 {
+            return bad("partial record");
+        }
+        payload.clear();
+        payload.resize(n, 0);
+        read(&mut r, payload)?;
+        let mut h = crc32fast::Hasher::new();
+        h.update(&len_bytes);
+        h.update(payload);
+        if h.finalize() != crc {
+            return bad("checksum mismatch");
+        }
+        f(payload)?;
+        off += (FRAME_LEN + n) as u64;
     }
     Ok(Scan::Clean)
 }
 
-/// True when a valid frame may start somewhere after `bad` (so the damage is
-/// not a torn tail). Gives the safe answer `true` when the scan gets too costly.
-fn valid_frame_after(data: &[u8], bad: usize) -> bool {
+/// True when a valid frame may start somewhere after the bad frame at file
+/// offset `bad`, given the file's bytes from `bad` on (so the damage is not
+/// a torn tail). Gives the safe answer `true` when the scan gets too costly.
+fn valid_frame_after(tail: &[u8], bad: usize) -> bool {
     let mut budget = RESCAN_BUDGET;
-    let start = (bad + 1).max(HEADER_LEN);
-    let end = data.len().saturating_sub(FRAME_LEN - 1);
+    let start = 1.max(HEADER_LEN.saturating_sub(bad));
+    let end = tail.len().saturating_sub(FRAME_LEN - 1);
     for o in start..end {
-        let rest = &data[o..];
+        let rest = &tail[o..];
         let len = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         if len > MAX_RECORD_LEN || len > rest.len() - FRAME_LEN {
             continue;
@@ -380,13 +414,40 @@ fn valid_frame_after(data: &[u8], bad: usize) -> bool {
     false
 }
 
+/// Most bytes after a bad frame that are read to tell a torn tail from
+/// corruption; a longer rest is taken as corruption (the safe answer: it is
+/// moved aside, not truncated away).
+const MAX_TAIL_READ: u64 = RESCAN_BUDGET as u64 + (1 << 20);
+
+/// The bytes of `path` from `offset` on, or `None` when there are more than [`MAX_TAIL_READ`].
+fn read_tail(path: &Path, offset: u64) -> Result<Option<Vec<u8>>> {
+    use std::io::{Seek, SeekFrom};
+    let mut f = File::open(path).map_err(|e| Error::io("open wal file", path, e))?;
+    let len = f
+        .metadata()
+        .map_err(|e| Error::io("stat wal file", path, e))?
+        .len();
+    let rest = len.saturating_sub(offset);
+    if rest > MAX_TAIL_READ {
+        return Ok(None);
+    }
+    f.seek(SeekFrom::Start(offset))
+        .map_err(|e| Error::io("read wal file", path, e))?;
+    let mut buf = Vec::with_capacity(rest as usize);
+    f.read_to_end(&mut buf)
+        .map_err(|e| Error::io("read wal file", path, e))?;
+    Ok(Some(buf))
+}
+
 /// Decodes the framed records of one segment file's bytes (header included).
 ///
 /// Meant for fuzzing and tools: arbitrary input gives `Ok` or `Err`, never a
 /// panic, and allocates at most about the input's size.
 pub fn decode_segment(data: &[u8]) -> Result<Vec<Vec<u8>>> {
     let mut out = Vec::new();
-    match scan(data, |p| {
+    let mut payload = Vec::new();
+    let path = Path::new("<segment>");
+    match scan(data, data.len() as u64, path, &mut payload, |p| {
         out.push(p.to_vec());
         Ok(())
     })? {
@@ -463,17 +524,14 @@ fn checkpoint_files(cp_dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(v)
 }
 
-fn read_into(path: &Path, buf: &mut Vec<u8>) -> Result<()> {
-    buf.clear();
-    let mut f = File::open(path).map_err(|e| Error::io("open wal file", path, e))?;
+/// Opens a WAL file for [`scan`]: a buffered reader and the file's length.
+fn open_for_scan(path: &Path) -> Result<(std::io::BufReader<File>, u64)> {
+    let f = File::open(path).map_err(|e| Error::io("open wal file", path, e))?;
     let len = f
         .metadata()
         .map_err(|e| Error::io("stat wal file", path, e))?
         .len();
-    buf.reserve(len as usize);
-    f.read_to_end(buf)
-        .map_err(|e| Error::io("read wal file", path, e))?;
-    Ok(())
+    Ok((std::io::BufReader::with_capacity(1 << 20, f), len))
 }
 
 fn truncate_durable(path: &Path, len: u64) -> Result<()> {
@@ -510,24 +568,30 @@ fn create_corrupt_dir(dir: &Path) -> Result<PathBuf> {
 /// directory; returns that directory. With `offset` past the header, the bytes
 /// from `offset` on are copied there and the file is truncated to `offset`;
 /// otherwise the whole file is moved.
-fn move_aside(
-    dir: &Path,
-    files: &[ReplayFile],
-    i: usize,
-    offset: u64,
-    data: &[u8],
-) -> Result<PathBuf> {
+fn move_aside(dir: &Path, files: &[ReplayFile], i: usize, offset: u64) -> Result<PathBuf> {
+    use std::io::{Seek, SeekFrom};
     let cdir = create_corrupt_dir(dir)?;
     let bad = &files[i];
-    let start = offset as usize;
-    let first_moved = if start >= HEADER_LEN && start <= data.len() {
+    let len = std::fs::metadata(&bad.path)
+        .map_err(|e| Error::io("stat wal file", &bad.path, e))?
+        .len();
+    let first_moved = if offset >= HEADER_LEN as u64 && offset <= len {
         let tail_path = cdir.join(format!("{}.from-{offset}", bad.corrupt_name));
         {
-            let f = fs::create(&tail_path)
+            // Copied in pieces: the rest of a file can be large.
+            let mut src =
+                File::open(&bad.path).map_err(|e| Error::io("open wal file", &bad.path, e))?;
+            src.seek(SeekFrom::Start(offset))
+                .map_err(|e| Error::io("read wal file", &bad.path, e))?;
+            let out = SeqFile::create(&tail_path)
                 .map_err(|e| Error::io("create corrupt tail", &tail_path, e))?;
-            fs::write_all_at(&f, &tail_path, &data[start..], 0)
+            let mut out = std::io::BufWriter::with_capacity(1 << 20, out);
+            std::io::copy(&mut src, &mut out)
                 .map_err(|e| Error::io("write corrupt tail", &tail_path, e))?;
-            sync_file(&f, &tail_path)?;
+            let out = out
+                .into_inner()
+                .map_err(|e| Error::io("write corrupt tail", &tail_path, e.into_error()))?;
+            sync_file(out.file(), &tail_path)?;
         }
         sync_dir(&cdir)?;
         truncate_durable(&bad.path, offset)?;
@@ -805,7 +869,7 @@ impl Wal {
         }
 
         let mut report = ReplayReport::default();
-        let mut buf = Vec::new();
+        let mut payload = Vec::new();
         let mut prev_segment = checkpoint;
         let mut last_kept = checkpoint;
         let mut checkpoint_clean = true;
@@ -824,9 +888,9 @@ impl Wal {
                     reason: "previous segment missing",
                 }
             } else {
-                read_into(&file.path, &mut buf)?;
+                let (reader, len) = open_for_scan(&file.path)?;
                 let mut n = 0u64;
-                let s = scan(&buf, |p| {
+                let s = scan(reader, len, &file.path, &mut payload, |p| {
                     n += 1;
                     f(p)
                 })?;
@@ -851,21 +915,24 @@ impl Wal {
                 }
                 Scan::Bad { offset, reason } => {
                     let off = offset as usize;
-                    if is_last
+                    let torn = is_last
                         && file.segment.is_some()
                         && gap.is_none()
-                        && !valid_frame_after(&buf, off)
-                    {
+                        && match read_tail(&file.path, offset)? {
+                            Some(tail) => !valid_frame_after(&tail, off),
+                            None => false,
+                        };
+                    if torn {
                         let keep = if off < HEADER_LEN { 0 } else { offset };
                         tracing::warn!(
-                            file = %file.path.display(), offset, reason, dropped_bytes = buf.len() as u64 - keep,
+                            file = %file.path.display(), offset, reason, dropped_bytes = std::fs::metadata(&file.path).map_or(0, |m| m.len()).saturating_sub(keep),
                             "WAL torn tail truncated"
                         );
                         truncate_durable(&file.path, keep)?;
                         report.torn_tail = Some((file.path.clone(), keep));
                         last_kept = file.segment;
                     } else {
-                        let moved_to = move_aside(dir, &files, i, offset, &buf)?;
+                        let moved_to = move_aside(dir, &files, i, offset)?;
                         tracing::error!(
                             file = %file.path.display(), offset, reason, moved_to = %moved_to.display(),
                             "WAL corruption: replayed up to it, moved the rest aside"
@@ -887,7 +954,7 @@ impl Wal {
                 }
             }
         }
-        drop(buf);
+        drop(payload);
 
         // Segments and checkpoints superseded by a checkpoint that replayed cleanly.
         if let (Some(cp), true) = (checkpoint, checkpoint_clean) {
