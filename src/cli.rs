@@ -161,6 +161,17 @@ pub struct Flags {
     )]
     pub query_max_samples: u64,
 
+    /// Most memory one query's intermediate results may take (series are
+    /// evaluated over every step of a range query, so sparse series over a
+    /// long range cost more than --query.max-samples counts); beyond it the
+    /// query fails with a 422 naming this flag. 0: no limit.
+    #[arg(
+        long = "query.max-memory-per-query",
+        value_name = "SIZE",
+        default_value = "1GB"
+    )]
+    pub query_max_memory: String,
+
     /// How far back to look for a sample when evaluating an instant vector selector.
     #[arg(
         long = "query.lookback-delta",
@@ -357,6 +368,10 @@ impl Flags {
             self.external_url.clone().unwrap_or_default(),
         );
         m.insert("query.timeout".into(), self.query_timeout.clone());
+        m.insert(
+            "query.max-memory-per-query".into(),
+            self.query_max_memory.clone(),
+        );
         m.insert(
             "query.max-samples".into(),
             self.query_max_samples.to_string(),

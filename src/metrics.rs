@@ -335,6 +335,20 @@ impl Metrics {
             "Queries refused by --query.max-nesting-depth or --query.max-expression-tokens.",
             crate::promql::parse::REFUSED_SHAPE.load(r) as f64,
         );
+        simple(
+            &mut out,
+            "sonde_promql_queries_refused_memory_total",
+            "counter",
+            "Queries refused by --query.max-memory-per-query.",
+            crate::promql::eval::REFUSED_MEMORY.load(r) as f64,
+        );
+        simple(
+            &mut out,
+            "sonde_promql_queries_refused_samples_total",
+            "counter",
+            "Queries refused by --query.max-samples.",
+            crate::promql::eval::REFUSED_SAMPLES.load(r) as f64,
+        );
         if st.head_min_t <= st.head_max_t {
             simple(
                 &mut out,

@@ -258,6 +258,18 @@ pub fn query_engine_options(
             Ok(ms) => ms,
         },
         max_samples: usize::try_from(flags.query_max_samples).unwrap_or(usize::MAX),
+        max_memory_bytes: match config::ByteSize::parse(&flags.query_max_memory)
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "invalid --query.max-memory-per-query {:?}: {e}",
+                    flags.query_max_memory
+                )
+            })?
+            .bytes()
+        {
+            0 => usize::MAX,
+            b => usize::try_from(b).unwrap_or(usize::MAX),
+        },
         timeout,
         default_subquery_step_ms: i64::try_from(cfg.global.evaluation_interval.as_millis())
             .unwrap_or(defaults.default_subquery_step_ms),

@@ -122,6 +122,7 @@ fn engine_options() -> EngineOptions {
     EngineOptions {
         lookback_delta_ms: 5 * 60_000,
         max_samples: 50_000_000,
+        max_memory_bytes: 1 << 30,
         timeout: Duration::from_secs(60),
         default_subquery_step_ms: 60_000,
     }

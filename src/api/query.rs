@@ -112,7 +112,7 @@ pub fn query_error(e: QueryError) -> ApiError {
             ErrorType::BadData,
             format!("invalid parameter \"query\": {e}"),
         ),
-        QueryError::Execution(_) | QueryError::TooManySamples => {
+        QueryError::Execution(_) | QueryError::TooManySamples | QueryError::TooMuchMemory(_) => {
             (ErrorType::Execution, e.to_string())
         }
         QueryError::Timeout(_) => (ErrorType::Timeout, e.to_string()),

@@ -1,7 +1,7 @@
 //! Aggregation operators (`sum`, `avg`, ... `topk`, `quantile`,
 //! `count_values`) with `by`/`without`, per step, as Prometheus 2.x computes them.
 
-use super::eval::{Ev, Grid, Result, Sv};
+use super::eval::{labels_bytes, Ev, Grid, Result, Sv};
 use super::functions::{kahan_inc, quantile, valid_label_name};
 use super::value::QueryError;
 use promql_parser::label::Labels as NameList;
@@ -109,6 +109,7 @@ fn simple(ev: &Ev<'_>, grouping: &Grouping<'_>, op: u16, e: &Expr, g: &Grid) -> 
                     Some(&i) => i,
                     None => {
                         ev.hold(g.n)?;
+                        ev.hold_bytes(g.n * std::mem::size_of::<Acc>() + labels_bytes(&key))?;
                         index.insert(key.clone(), groups.len());
                         groups.push((key.clone(), vec![Acc::default(); g.n]));
                         groups.len() - 1
@@ -568,6 +569,7 @@ fn count_values(
                 Some(&gi) => gi,
                 None => {
                     ev.hold(g.n)?;
+                    ev.hold_bytes(g.n * 4 + labels_bytes(&l))?;
                     index.insert(l.clone(), out.len());
                     out.push((l, vec![0; g.n]));
                     out.len() - 1

@@ -2,7 +2,9 @@
 //! operators, and vector matching (`on`/`ignoring`, `group_left`/`group_right`)
 //! with Prometheus' errors for ambiguous matches. Matching is done per step.
 
-use super::eval::{drop_name, dup_labelset, merge_same_labels, Ev, Grid, Result, Sink, Sv, Val};
+use super::eval::{
+    drop_name, dup_labelset, merge_same_labels, sv_bytes, Ev, Grid, Result, Sink, Sv, Val,
+};
 use super::value::QueryError;
 use promql_parser::parser::token::{
     T_ADD, T_ATAN2, T_DIV, T_EQLC, T_GTE, T_GTR, T_LAND, T_LOR, T_LSS, T_LTE, T_LUNLESS, T_MOD,
@@ -136,6 +138,7 @@ pub(crate) fn eval_binary(ev: &Ev<'_>, b: &BinaryExpr, g: &Grid) -> Result<Val> 
     if is_streamable(b) {
         let mut out = Vec::new();
         stream_scalar_binary(ev, b, g, &mut |s: Sv| {
+            ev.hold_bytes(sv_bytes(&s))?;
             out.push(s);
             Ok(())
         })?;
@@ -166,7 +169,9 @@ pub(crate) fn eval_binary(ev: &Ev<'_>, b: &BinaryExpr, g: &Grid) -> Result<Val> 
                 .as_ref()
                 .map(|m| m.card.clone())
                 .unwrap_or(VectorMatchCardinality::OneToOne);
-            match_op(ev, op, return_bool(b), on, &names, card, lhs, rhs, &sigf, g)?
+            let out = match_op(ev, op, return_bool(b), on, &names, card, lhs, rhs, &sigf, g)?;
+            ev.hold_bytes(out.iter().map(sv_bytes).sum())?;
+            out
         }
     };
     Ok(Val::Vector(merge_same_labels(out)?))

@@ -29,6 +29,11 @@ pub struct EngineOptions {
     pub lookback_delta_ms: i64,
     /// Most samples a query may hold in memory at once (`--query.max-samples`).
     pub max_samples: usize,
+    /// Most bytes a query's intermediate results may take
+    /// (`--query.max-memory-per-query`): series are evaluated over the whole
+    /// step grid, so sparse series over a long range cost memory that
+    /// `max_samples`, which counts only present points, does not see.
+    pub max_memory_bytes: usize,
     /// Longest a query may run (`--query.timeout`).
     pub timeout: Duration,
     /// Step of a subquery written without one (`[10m:]`): Prometheus uses the
@@ -41,6 +46,7 @@ impl Default for EngineOptions {
         EngineOptions {
             lookback_delta_ms: 5 * 60_000,
             max_samples: 50_000_000,
+            max_memory_bytes: 1 << 30,
             timeout: Duration::from_secs(120),
             default_subquery_step_ms: 60_000,
         }
@@ -169,6 +175,8 @@ impl Engine {
             timeout,
             max_samples: self.opts.max_samples,
             samples: Cell::new(0),
+            max_bytes: self.opts.max_memory_bytes,
+            bytes: Cell::new(0),
             sub_step: self.opts.default_subquery_step_ms.max(1),
             q_start: grid.start,
             // `@ end()` is the requested end, not the last step on the grid.
@@ -273,6 +281,25 @@ pub(crate) struct Sv {
     pub vals: Vec<Option<f64>>,
 }
 
+/// Queries refused by `--query.max-samples` since start.
+pub static REFUSED_SAMPLES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Queries refused by `--query.max-memory-per-query` since start.
+pub static REFUSED_MEMORY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Bytes a label set takes, roughly (strings plus per-label overhead).
+pub(crate) fn labels_bytes(l: &Labels) -> usize {
+    l.iter()
+        .map(|x| x.name.len() + x.value.len() + 32)
+        .sum::<usize>()
+        + 16
+}
+
+/// Bytes an evaluated series takes: one slot per step, present or not.
+pub(crate) fn sv_bytes(s: &Sv) -> usize {
+    s.vals.len() * std::mem::size_of::<Option<f64>>() + labels_bytes(&s.labels)
+}
+
 /// A value during evaluation.
 #[derive(Debug)]
 pub(crate) enum Val {
@@ -316,6 +343,10 @@ pub(crate) struct Ev<'a> {
     timeout: Duration,
     max_samples: usize,
     samples: Cell<usize>,
+    max_bytes: usize,
+    /// Bytes of intermediate results built so far (never given back: an
+    /// upper bound of what is held at once).
+    bytes: Cell<usize>,
     sub_step: i64,
     pub q_start: i64,
     pub q_end: i64,
@@ -351,7 +382,19 @@ impl<'a> Ev<'a> {
         let c = self.samples.get() + n;
         self.samples.set(c);
         if c > self.max_samples {
+            REFUSED_SAMPLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(QueryError::TooManySamples);
+        }
+        Ok(())
+    }
+
+    /// Accounts for `n` more bytes of intermediate results.
+    pub fn hold_bytes(&self, n: usize) -> Result<()> {
+        let c = self.bytes.get().saturating_add(n);
+        self.bytes.set(c);
+        if c > self.max_bytes {
+            REFUSED_MEMORY.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return Err(QueryError::TooMuchMemory(self.max_bytes as u64));
         }
         Ok(())
     }
@@ -409,6 +452,7 @@ impl<'a> Ev<'a> {
                 let mut out = Vec::new();
                 let w = self.range_arg(e, g, &mut |labels, ts, vs| {
                     self.hold(ts.len())?;
+                    self.hold_bytes(ts.len() * 16 + labels_bytes(&labels))?;
                     out.push(RangeSeries {
                         labels,
                         points: ts.iter().copied().zip(vs.iter().copied()).collect(),
@@ -448,6 +492,7 @@ impl<'a> Ev<'a> {
         let mut out = Vec::new();
         self.stream(e, g, &mut |s: Sv| {
             self.hold(s.vals.iter().filter(|v| v.is_some()).count())?;
+            self.hold_bytes(sv_bytes(&s))?;
             out.push(s);
             Ok(())
         })?;
@@ -758,6 +803,7 @@ impl<'a> Ev<'a> {
         let n = (hi - start) / step + 1;
         // The inner grid alone may be too big to hold.
         if n > self.max_samples as i64 {
+            REFUSED_SAMPLES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             return Err(QueryError::TooManySamples);
         }
         let n = n as usize;
@@ -914,4 +960,69 @@ pub(crate) fn merge_same_labels(vs: Vec<Sv>) -> Result<Vec<Sv>> {
 
 pub(crate) fn dup_labelset() -> QueryError {
     QueryError::Execution("vector cannot contain metrics with the same labelset".into())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use sonde_engine::labels::Labels;
+
+    /// `n` series, each with one sample, spread 10 s apart.
+    fn sparse_store(dir: &std::path::Path, n: usize) -> Db {
+        let db = Db::open(
+            dir,
+            sonde_engine::Options {
+                background: false,
+                retention_ms: None,
+                max_future_ms: i64::MAX / 4,
+                ..sonde_engine::Options::default()
+            },
+        )
+        .unwrap();
+        let mut a = db.appender();
+        for i in 0..n {
+            let l = Labels::new([("__name__", "sparse"), ("i", &i.to_string())]).unwrap();
+            a.append(&l, i as i64 * 10_000, 1.0).unwrap();
+        }
+        a.commit().unwrap();
+        db
+    }
+
+    #[test]
+    fn sparse_series_over_a_long_range_hit_the_memory_limit_not_the_sample_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sparse_store(dir.path(), 2_000);
+        let engine = |max_memory_bytes| {
+            Engine::new(EngineOptions {
+                max_memory_bytes,
+                ..EngineOptions::default()
+            })
+        };
+        // 2,000 samples in all, but 2,000 series × 5,000 steps of slots.
+        let q = |e: &Engine, query: &str| e.range_query(&db, query, 0, 50_000_000, 10_000);
+        for query in [
+            "sparse",
+            "sparse * 2",
+            "sparse * on(i) sparse",
+            "sort(sparse)",
+        ] {
+            match q(&engine(16 << 20), query) {
+                Err(QueryError::TooMuchMemory(limit)) => assert_eq!(limit, 16 << 20),
+                other => panic!("{query}: expected the memory limit, got {other:?}"),
+            }
+        }
+        assert!(REFUSED_MEMORY.load(std::sync::atomic::Ordering::Relaxed) >= 4);
+        let msg = QueryError::TooMuchMemory(16 << 20).to_string();
+        assert!(msg.contains("--query.max-memory-per-query"), "{msg}");
+        // Aggregations hold one row per group, not per input series.
+        let r = q(&engine(16 << 20), "sum(sparse)").unwrap();
+        assert!(matches!(r.value, Value::Matrix(ref m) if m.len() == 1));
+        // Under the limit the same query answers.
+        let small = sparse_store(&dir.path().join("small"), 150);
+        let r = engine(64 << 20)
+            .range_query(&small, "sparse * 2", 0, 50_000_000, 10_000)
+            .unwrap();
+        assert!(matches!(r.value, Value::Matrix(ref m) if m.len() == 150));
+    }
 }

@@ -34,6 +34,7 @@ pub fn fuzz_query(data: &[u8]) {
     };
     let engine = Engine::new(EngineOptions {
         max_samples: 200_000,
+        max_memory_bytes: 64 << 20,
         timeout: std::time::Duration::from_secs(2),
         ..EngineOptions::default()
     });

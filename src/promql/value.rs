@@ -97,6 +97,9 @@ pub enum QueryError {
     Canceled,
     /// More samples than `--query.max-samples` would be loaded at once (`execution`, 422).
     TooManySamples,
+    /// The intermediate results would take more than this many bytes
+    /// (`--query.max-memory-per-query`; `execution`, 422).
+    TooMuchMemory(u64),
     /// The storage failed (`internal`, 500).
     Internal(String),
 }
@@ -111,6 +114,10 @@ impl fmt::Display for QueryError {
             QueryError::Canceled => f.write_str("query was canceled"),
             QueryError::TooManySamples => f.write_str(
                 "query processing would load too many samples into memory in query execution",
+            ),
+            QueryError::TooMuchMemory(limit) => write!(
+                f,
+                "query processing would hold more than {limit} bytes of intermediate results in memory (--query.max-memory-per-query)"
             ),
             QueryError::Internal(m) => f.write_str(m),
         }
