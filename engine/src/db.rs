@@ -114,6 +114,8 @@ pub struct OpenReport {
     pub wal_torn_tail: Option<(PathBuf, u64)>,
     /// A WAL corruption that was repaired by moving the rest aside.
     pub wal_corruption: Option<String>,
+    /// The wall clock jumped while the store was closed (see `<data>/clock`).
+    pub clock_jumped: bool,
 }
 
 /// Counters of maintenance work.
@@ -183,6 +185,8 @@ struct ClockWatch {
     last: Option<(i64, Instant)>,
     /// Age-based deletion waits until then (monotonic).
     paused_until: Option<Instant>,
+    /// When `<data>/clock` was last written.
+    mark_written: Option<Instant>,
 }
 
 /// The storage engine's handle. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -219,6 +223,9 @@ impl Db {
             let name = e.file_name().to_string_lossy().to_string();
             let path = e.path();
             if !path.is_dir() {
+                if name == "clock.tmp" {
+                    let _ = io::fs::remove_file(&path);
+                }
                 continue;
             }
             if name.ends_with(".tmp") || name.ends_with(".tmp-for-deletion") {
@@ -259,6 +266,8 @@ impl Db {
         }
         let mut blocks = kept;
         blocks.sort_by_key(|b| b.meta().min_time);
+
+        let clock_pause = judge_clock(&dir, &opts, &mut report);
 
         let head = Arc::new(Head::new(HeadOptions {
             block_range_ms: opts.block_range_ms,
@@ -310,7 +319,10 @@ impl Db {
             stop: Mutex::new(false),
             wake: Condvar::new(),
             checkpointed_wal_bytes: AtomicU64::new(0),
-            clock_watch: Mutex::new(ClockWatch::default()),
+            clock_watch: Mutex::new(ClockWatch {
+                paused_until: clock_pause,
+                ..ClockWatch::default()
+            }),
             seal_checkpointed: AtomicU64::new(u64::MAX),
             _lock: lock,
         });
@@ -318,6 +330,12 @@ impl Db {
             .counters
             .quarantined
             .store(report.quarantined.len() as u64, Ordering::Relaxed);
+        if clock_pause.is_some() {
+            inner.counters.retention_paused.store(1, Ordering::Relaxed);
+        }
+        if report.clock_jumped {
+            inner.counters.clock_jumps.fetch_add(1, Ordering::Relaxed);
+        }
         inner.check_free_space();
         let bg = if inner.opts.background {
             let i = inner.clone();
@@ -521,6 +539,7 @@ impl Db {
             }
             w.close()?;
         }
+        self.inner.mark_clock(true);
         Ok(())
     }
 }
@@ -623,7 +642,29 @@ impl Inner {
         self.cut_head()?;
         self.checkpoint_if_wal_grew()?;
         self.compact_blocks()?;
-        self.apply_retention()
+        self.apply_retention()?;
+        self.mark_clock(false);
+        Ok(())
+    }
+
+    /// Writes `<data>/clock` (at most once a minute unless `now`), so the
+    /// next start can see the wall clock move while the store was closed.
+    fn mark_clock(&self, now: bool) {
+        let mut w = self.clock_watch.lock();
+        if !now
+            && w.mark_written
+                .is_some_and(|t| t.elapsed() < CLOCK_MARK_EVERY)
+        {
+            return;
+        }
+        let mark = crate::clock::ClockMark::now(&self.opts.clock);
+        let res = serde_json::to_vec(&mark)
+            .map_err(|e| Error::corruption(self.dir.join("clock"), 0, e.to_string()))
+            .and_then(|b| io::write_atomic(&self.dir.join("clock"), &b));
+        match res {
+            Ok(()) => w.mark_written = Some(Instant::now()),
+            Err(e) => tracing::debug!(error = %e, "could not write the clock mark"),
+        }
     }
 
     /// Checkpoints when the WAL has grown past max(`wal_checkpoint_min_bytes`,
@@ -873,6 +914,50 @@ impl Inner {
                 .fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+}
+
+/// How often maintenance rewrites `<data>/clock`.
+const CLOCK_MARK_EVERY: Duration = Duration::from_secs(60);
+
+/// Reads `<data>/clock` and judges how the wall clock moved while the store
+/// was closed; returns until when age-based retention must wait.
+fn judge_clock(dir: &Path, opts: &Options, report: &mut OpenReport) -> Option<Instant> {
+    use crate::clock::{ClockMark, ClockVerdict};
+    let path = dir.join("clock");
+    let raw = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, file = %path.display(), "cannot read the clock mark");
+            return None;
+        }
+    };
+    let Ok(old) = serde_json::from_slice::<ClockMark>(&raw) else {
+        // Torn by a crash or unknown: it only ever adds caution, so skip it.
+        tracing::warn!(file = %path.display(), "ignoring an unreadable clock mark");
+        return None;
+    };
+    let hold = Duration::from_millis(opts.clock_stable_ms.max(0) as u64);
+    match old.verdict(&ClockMark::now(&opts.clock), opts.max_future_ms.max(0)) {
+        ClockVerdict::Fine => None,
+        ClockVerdict::Jumped(ms) => {
+            tracing::error!(
+                jump_ms = ms,
+                pause_s = hold.as_secs(),
+                "the wall clock moved against the boot clock while sonde was stopped; age-based retention pauses until it has run steadily for the pause (size-based retention continues)"
+            );
+            report.clock_jumped = true;
+            Some(Instant::now() + hold)
+        }
+        ClockVerdict::Unverifiable(ms) => {
+            tracing::warn!(
+                since_last_run_ms = ms,
+                pause_s = hold.as_secs(),
+                "the host rebooted and the wall clock is well past the last run: downtime or a clock jump, which cannot be told apart; age-based retention waits until the clock has run steadily for the pause"
+            );
+            Some(Instant::now() + hold)
+        }
     }
 }
 

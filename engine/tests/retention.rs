@@ -248,3 +248,82 @@ fn the_future_never_anchors_retention_and_a_clock_jump_pauses_it() {
     // the head was cut up to the jumped clock while it ran, as Prometheus'
     // would be. README: "A host clock that jumps".)
 }
+
+/// The host clock jumps while sonde is stopped: the next start compares the
+/// wall clock with the boot clock through `<data>/clock` and pauses
+/// age-based retention, as a jump while running does. Across a reboot a
+/// jump cannot be told from downtime, so a start long after the last run
+/// pauses too; a plain restart does not.
+#[test]
+fn a_clock_jump_while_stopped_pauses_retention_at_the_next_start() {
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed);
+    let clock = sonde_engine::Clock::default();
+    let o = Options {
+        clock: clock.clone(),
+        retention_ms: Some(2 * DAY_MS),
+        ..opts(None)
+    };
+    let now = clock.now_ms();
+    let dir = tempfile::tempdir().unwrap();
+    let before;
+    {
+        let db = Db::open(dir.path(), o.clone()).unwrap();
+        ingest(&db, (now - DAY_MS) / HOUR_MS * HOUR_MS, now);
+        before = db.stats().blocks.len();
+        assert!(before >= 2);
+        db.close().unwrap();
+    }
+    assert!(
+        dir.path().join("clock").is_file(),
+        "the clock mark is written"
+    );
+
+    // A plain restart: nothing paused.
+    {
+        let db = Db::open(dir.path(), o.clone()).unwrap();
+        assert_eq!(get(&db.counters().retention_paused), 0);
+        assert!(!db.open_report().clock_jumped);
+        db.close().unwrap();
+    }
+
+    // Stopped, the clock is set a year ahead, started: scrapes carry the
+    // jumped time, yet nothing is deleted.
+    clock.shift(365 * DAY_MS);
+    {
+        let db = Db::open(dir.path(), o.clone()).unwrap();
+        assert!(db.open_report().clock_jumped);
+        assert_eq!(get(&db.counters().clock_jumps), 1);
+        assert_eq!(get(&db.counters().retention_paused), 1);
+        let mut a = db.appender();
+        for i in 0..SERIES {
+            a.append(&labels(i), clock.now_ms(), 1.0).unwrap();
+        }
+        a.commit().unwrap();
+        db.compact().unwrap();
+        db.compact().unwrap();
+        assert_eq!(get(&db.counters().retention_deletions), 0);
+        assert_eq!(get(&db.counters().retention_paused), 1);
+        db.close().unwrap();
+    }
+
+    // A reboot two hours after the last run (another boot id): downtime or a
+    // jump, nobody can tell; retention waits, no jump is counted.
+    let mark_path = dir.path().join("clock");
+    let mut mark: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&mark_path).unwrap()).unwrap();
+    mark["boot_id"] = "another-boot".into();
+    mark["wall_ms"] = (clock.now_ms() - 2 * HOUR_MS).into();
+    std::fs::write(&mark_path, serde_json::to_vec(&mark).unwrap()).unwrap();
+    {
+        let db = Db::open(dir.path(), o.clone()).unwrap();
+        assert!(!db.open_report().clock_jumped);
+        assert_eq!(get(&db.counters().clock_jumps), 0);
+        assert_eq!(get(&db.counters().retention_paused), 1);
+        db.close().unwrap();
+    }
+
+    // A torn or foreign mark only costs its caution.
+    std::fs::write(&mark_path, b"{\"vers").unwrap();
+    let db = Db::open(dir.path(), o).unwrap();
+    assert_eq!(get(&db.counters().retention_paused), 0);
+}
