@@ -703,11 +703,17 @@ impl Inner {
         let head = &self.head;
         let range = self.opts.block_range_ms;
         let mut cut = false;
+        // After an empty range: where the next sample is. A chunk that
+        // straddles a long gap (a clock that jumped ahead) keeps the head's
+        // minimum at the last cut, and walking a year of empty ranges one by
+        // one costs a pass over every series per range.
+        let mut skip_to: Option<i64> = None;
         loop {
             // A sample from the future (accepted before the bound existed)
             // stays in the head until its time comes: cutting up to it would
             // persist, and then refuse, every range in between.
-            let (lo, hi) = (head.min_t(), head.max_t().min(self.future_bound()));
+            let hi = head.max_t().min(self.future_bound());
+            let lo = skip_to.map_or(head.min_t(), |s| s.max(head.min_t()));
             if lo > hi || hi.saturating_sub(lo) <= range / 2 * 3 {
                 break;
             }
@@ -723,6 +729,9 @@ impl Inner {
                 self.counters
                     .head_compactions
                     .fetch_add(1, Ordering::Relaxed);
+                skip_to = None;
+            } else {
+                skip_to = Some(head.first_time_at_or_after(b)?.unwrap_or(i64::MAX));
             }
             head.truncate(b);
             cut = true;

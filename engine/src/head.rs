@@ -661,6 +661,45 @@ impl Head {
         Ok(series.len())
     }
 
+    /// The time of the earliest sample at or after `t`, over all series
+    /// (decoding at most one chunk per series: the one that straddles `t`).
+    pub(crate) fn first_time_at_or_after(&self, t: i64) -> Result<Option<i64>> {
+        let mut best: Option<i64> = None;
+        let (mut ts, mut vs) = (Vec::new(), Vec::new());
+        let mut first_in = |data: &[u8], min_t: i64, max_t: i64| -> Result<Option<i64>> {
+            if max_t < t {
+                return Ok(None);
+            }
+            if min_t >= t {
+                return Ok(Some(min_t));
+            }
+            ts.clear();
+            vs.clear();
+            chunk::decode(Encoding::Xor, data, &mut ts, &mut vs)?;
+            Ok(ts.iter().copied().find(|&x| x >= t))
+        };
+        for s in self.all_series() {
+            let d = s.data.lock();
+            let mut cand = None;
+            for c in d.chunks.iter().filter(|c| c.max_t >= t) {
+                cand = first_in(&c.data, c.min_t, c.max_t)?;
+                if cand.is_some() {
+                    break;
+                }
+            }
+            if cand.is_none() && !d.open.is_empty() {
+                cand = first_in(&d.open.to_vec(), d.open.min_t(), d.open.max_t())?;
+            }
+            if let Some((&k, _)) = d.ooo.range(t..).next() {
+                cand = Some(cand.map_or(k, |c: i64| c.min(k)));
+            }
+            if let Some(c) = cand {
+                best = Some(best.map_or(c, |b| b.min(c)));
+            }
+        }
+        Ok(best)
+    }
+
     /// Drops chunks wholly before `t` and series left with no data; returns how many series were removed.
     pub(crate) fn truncate(&self, t: i64) -> usize {
         self.set_min_valid_t(t);

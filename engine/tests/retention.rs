@@ -327,3 +327,44 @@ fn a_clock_jump_while_stopped_pauses_retention_at_the_next_start() {
     let db = Db::open(dir.path(), o).unwrap();
     assert_eq!(get(&db.counters().retention_paused), 0);
 }
+
+/// After the clock jumps a year ahead, each series' open chunk straddles the
+/// gap. Cutting the head must jump over the empty two-hour ranges, not write
+/// (and throw away) an empty block for each of the 4,380 of them.
+#[test]
+fn a_forward_jump_cuts_the_head_without_walking_every_empty_range() {
+    let clock = sonde_engine::Clock::default();
+    let o = Options {
+        clock: clock.clone(),
+        retention_ms: None,
+        ..opts(None)
+    };
+    let now = clock.now_ms();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().canonicalize().unwrap().join("data");
+    let db = Db::open(&dir, o).unwrap();
+    ingest(&db, now - 3 * HOUR_MS, now);
+    clock.shift(365 * DAY_MS);
+    let mut a = db.appender();
+    for i in 0..SERIES {
+        a.append(&labels(i), clock.now_ms(), 1.0).unwrap();
+    }
+    a.commit().unwrap();
+    let fs = sonde_engine::io::fs::FaultFs::register(&dir).unwrap();
+    db.compact().unwrap();
+    let ops = fs.ops();
+    fs.unregister();
+    assert!(
+        ops < 300,
+        "{ops} file operations to cut the head across a one-year gap"
+    );
+    // Nothing was lost on the way.
+    let q = db.querier(i64::MIN, i64::MAX).unwrap();
+    let n: usize = q
+        .select(&[Matcher::eq("__name__", "ret")])
+        .unwrap()
+        .iter()
+        .map(|s| s.iter().collect_all().unwrap().len())
+        .sum();
+    assert_eq!(n, SERIES * (3 * 6 + 1));
+}
