@@ -73,8 +73,9 @@ struct Ledger {
     t0: i64,
     /// Batches whose commit was attempted.
     attempted: i64,
-    /// Acknowledged batches, with the fault layer's operation count at the ack.
-    acked: BTreeMap<i64, u64>,
+    /// Acknowledged batches, with the fault layer's operation count at the
+    /// ack and the WAL segment appends went to then.
+    acked: BTreeMap<i64, (u64, u64)>,
     /// Whether the tombstone on series 0 was acknowledged.
     deleted: bool,
 }
@@ -92,7 +93,9 @@ fn append(db: &Db, l: &mut Ledger, b: i64, fs: Option<&FaultFs>) -> sonde_engine
         a.append(&labels(i), l.ts(b), value(b, i))?;
     }
     a.commit()?;
-    l.acked.insert(b, fs.map_or(0, FaultFs::ops));
+    let ops = fs.map_or(0, FaultFs::ops);
+    l.acked
+        .insert(b, (ops, newest_segment(&db.dir().join("wal"))));
     Ok(())
 }
 
@@ -151,7 +154,7 @@ fn check(
         let want = (0..SERIES).filter(|&i| !in_deleted(i, b)).count();
         let n = present.get(&b).copied().unwrap_or(0);
         // Retention may drop whole old blocks (all series of a batch at once).
-        let expirable = l.ts(b) < newest - RETENTION_MS;
+        let expirable = l.ts(b) < newest.saturating_sub(RETENTION_MS);
         if n != 0 && n != want {
             return Err(format!(
                 "{context}: batch {b} half there: {n} of {want} samples"
@@ -428,11 +431,36 @@ fn power_cut(sync: SyncMode, n: u64, seed: u64) -> bool {
 }
 
 /// Batches acknowledged before a later fsync of a WAL file completed.
+/// The index of the newest WAL segment (appends go there).
+fn newest_segment(wal: &Path) -> u64 {
+    std::fs::read_dir(wal)
+        .map(|rd| {
+            rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// Whether `p` is WAL segment `seg` or a later one. (A later segment exists
+/// only after the earlier one was fsynced at rotation.)
+fn is_segment_from(p: &Path, seg: u64) -> bool {
+    p.parent().and_then(|d| d.file_name()) == Some(std::ffi::OsStr::new("wal"))
+        && p.file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|i| i >= seg)
+}
+
+/// Batches covered by an fsync of their segment (or a later one) that
+/// started after their ack and completed before the cut.
 fn acked_before_last_wal_sync(fs: &Arc<FaultFs>, l: &Ledger) -> std::collections::HashSet<i64> {
-    let last = fs.last_completed_sync(|p| p.components().any(|c| c.as_os_str() == "wal"));
     l.acked
         .iter()
-        .filter(|&(_, &op)| last.is_some_and(|s| s > op))
+        .filter(|&(_, &(op, seg))| {
+            fs.last_completed_sync(|p| is_segment_from(p, seg))
+                .is_some_and(|s| s > op)
+        })
         .map(|(&b, _)| b)
         .collect()
 }
