@@ -22,8 +22,12 @@ use std::sync::Arc;
 
 /// Magic at the start of a chunk segment file (FORMAT.md "Chunk files").
 pub const CHUNKS_MAGIC: [u8; 4] = *b"SNCK";
-/// Chunk file format version (FORMAT.md "Chunk files").
-pub const CHUNKS_VERSION: u8 = 1;
+/// Chunk file format version written (FORMAT.md "Chunk files"): 2 since
+/// cold chunks use value modes 3 and 4, so a build that only knows version 1
+/// refuses the file instead of failing to decode its chunks.
+pub const CHUNKS_VERSION: u8 = 2;
+/// Oldest chunk file version still read.
+pub const CHUNKS_VERSION_MIN: u8 = 1;
 /// A chunk segment file is closed once it passes this size (FORMAT.md "Chunk files").
 pub const CHUNK_SEGMENT_SIZE: u64 = 512 << 20;
 /// Most samples in one block chunk: bigger chunks compress better, smaller ones decode less for short ranges.
@@ -335,7 +339,7 @@ impl Block {
             if b.len() < 8 || b[0..4] != CHUNKS_MAGIC {
                 return Err(Error::corruption(&p, 0, "bad chunk file header"));
             }
-            if b[4] != CHUNKS_VERSION {
+            if !(CHUNKS_VERSION_MIN..=CHUNKS_VERSION).contains(&b[4]) {
                 return Err(Error::UnsupportedVersion {
                     file: p,
                     found: u32::from(b[4]),

@@ -1,4 +1,4 @@
-//! Payloads of WAL records (FORMAT.md "WAL record payloads"). The WAL frames
+//! Payloads of WAL records (FORMAT.md "Record payloads"). The WAL frames
 //! and checksums opaque payloads; this module gives them meaning.
 //!
 //! Every payload starts with a one-byte type:

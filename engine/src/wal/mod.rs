@@ -59,9 +59,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Segment magic: "SWAL".
-const MAGIC: [u8; 4] = *b"SWAL";
+const WAL_MAGIC: [u8; 4] = *b"SWAL";
 /// Current segment format version.
-const VERSION: u32 = 1;
+const WAL_VERSION: u32 = 1;
 /// Bytes of the segment header.
 const HEADER_LEN: usize = 8;
 /// Bytes of a record frame before the payload.
@@ -277,9 +277,16 @@ fn frame_into(buf: &mut Vec<u8>, payload: &[u8]) {
 }
 
 fn header_bytes() -> [u8; HEADER_LEN] {
-    let v = VERSION.to_le_bytes();
+    let v = WAL_VERSION.to_le_bytes();
     [
-        MAGIC[0], MAGIC[1], MAGIC[2], MAGIC[3], v[0], v[1], v[2], v[3],
+        WAL_MAGIC[0],
+        WAL_MAGIC[1],
+        WAL_MAGIC[2],
+        WAL_MAGIC[3],
+        v[0],
+        v[1],
+        v[2],
+        v[3],
     ]
 }
 
@@ -343,14 +350,14 @@ fn scan<R: Read, F: FnMut(&[u8]) -> Result<()>>(
     }
     let mut header = [0u8; HEADER_LEN];
     read(&mut r, &mut header)?;
-    if header[0..4] != MAGIC {
+    if header[0..4] != WAL_MAGIC {
         return Ok(Scan::Bad {
             offset: 0,
             reason: "bad segment magic",
         });
     }
     let version = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-    if version != VERSION {
+    if version != WAL_VERSION {
         return Ok(Scan::Version(version));
     }
     let mut off = HEADER_LEN as u64;
