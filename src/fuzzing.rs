@@ -1,6 +1,6 @@
 //! Entry points for the server's cargo-fuzz targets that have no home of
-//! their own: rule files, file_sd files, the Consul and Telegram responses
-//! sonde decodes, and HTTP API parameters. Each must return for any input; a
+//! their own: scrape bodies, rule files, file_sd files, the Consul and
+//! Telegram responses sonde decodes, and HTTP API parameters. Each must return for any input; a
 //! panic is a bug. `tests/fuzz_regressions.rs` replays the committed inputs
 //! in `fuzz/regressions/<target>/` through the same functions.
 //!
@@ -63,3 +63,48 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("telegram_response", telegram_response),
     ("http_params", http_params),
 ];
+
+/// The scrape parsers: the first byte picks the format (even: Prometheus text,
+/// odd: OpenMetrics), the rest is the body. Parses everything, reads the labels of
+/// every sample, and checks invariants that must hold for any input. Never panics
+/// unless an invariant is broken (a bug).
+pub fn exposition(data: &[u8]) {
+    use crate::scrape::exposition::{Entry, Format, Parser};
+    let Some((&first, body)) = data.split_first() else {
+        return;
+    };
+    let format = if first & 1 == 0 {
+        Format::PrometheusText
+    } else {
+        Format::OpenMetrics
+    };
+    let mut p = Parser::new(body, format);
+    let mut buf = Vec::new();
+    let mut last_line = 0;
+    loop {
+        match p.next() {
+            Ok(Some(Entry::Sample(s))) => {
+                assert!(s.line >= last_line, "line numbers go backwards");
+                last_line = s.line;
+                assert!(!s.series.is_empty());
+                assert_ne!(
+                    s.value.to_bits(),
+                    0x7ff0_0000_0000_0002,
+                    "stale marker parsed"
+                );
+                if s.labels_into(&mut buf).is_ok() {
+                    for (n, _) in &buf {
+                        assert!(!n.is_empty());
+                    }
+                }
+            }
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(e) => {
+                assert!(e.line >= 1 && e.line >= last_line);
+                break;
+            }
+        }
+    }
+    assert!(matches!(p.next(), Ok(None)), "parser not finished");
+}

@@ -14,7 +14,7 @@ fn committed_fuzz_inputs_do_not_panic() {
         ("prometheus_config", sonde::config::fuzz_parse),
         ("promql", sonde::promql::fuzz_query),
         ("relabel", sonde::relabel::fuzz_relabel),
-        ("exposition", sonde::scrape::exposition::fuzz_parse),
+        ("exposition", sonde::fuzzing::exposition),
         ("template", sonde::template::fuzz_template),
     ];
     let mut n = 0;
