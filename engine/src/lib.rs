@@ -17,7 +17,7 @@ pub mod encoding;
 pub mod error;
 pub mod fuzzing;
 pub mod head;
-pub mod histogram;
+pub mod latency;
 pub mod index;
 pub mod io;
 pub mod labels;

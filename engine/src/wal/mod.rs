@@ -227,7 +227,7 @@ struct Inner {
     fsync_failures: AtomicU64,
     fault: AtomicU8,
     fsyncs: AtomicU64,
-    fsync_latency: crate::histogram::LatencyHistogram,
+    fsync_latency: crate::latency::LatencyHistogram,
     stop: Mutex<bool>,
     stop_cv: Condvar,
     checkpoint_lock: Mutex<()>,
@@ -1012,7 +1012,7 @@ impl Wal {
             fsync_failures: AtomicU64::new(0),
             fault: AtomicU8::new(0),
             fsyncs: AtomicU64::new(0),
-            fsync_latency: crate::histogram::LatencyHistogram::default(),
+            fsync_latency: crate::latency::LatencyHistogram::default(),
             stop: Mutex::new(false),
             stop_cv: Condvar::new(),
             checkpoint_lock: Mutex::new(()),
@@ -1240,7 +1240,7 @@ impl Wal {
     }
 
     /// Latency of segment fsyncs since open.
-    pub fn fsync_latency(&self) -> crate::histogram::HistogramSnapshot {
+    pub fn fsync_latency(&self) -> crate::latency::HistogramSnapshot {
         self.inner.fsync_latency.snapshot()
     }
 }
