@@ -6,6 +6,9 @@
 use crate::config::http::{HttpClientConfig, TlsVersion};
 use std::time::Duration;
 
+/// `User-Agent` of outgoing requests (scrapes, discovery, notifications).
+pub const USER_AGENT: &str = concat!("sonde/", env!("CARGO_PKG_VERSION"));
+
 /// A configured client and the `Authorization` header it sends.
 #[derive(Clone, Debug)]
 pub struct HttpClient {

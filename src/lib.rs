@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod discovery;
 pub mod fuzzing;
+pub mod gocompat;
 pub mod http_client;
 pub mod influx;
 pub mod ingest;

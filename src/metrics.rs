@@ -143,23 +143,11 @@ pub fn render_labels(labels: &[(&str, &str)]) -> String {
     s
 }
 
-/// Escapes `\`, `"` and newlines in a label value (text format 0.0.4).
-pub fn escape_label_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use crate::gocompat::escape_label_value;
 
 /// Formats a sample value as the text format expects (Go's shortest form, `+Inf`, `-Inf`, `NaN`).
 pub fn fmt_value(v: f64) -> String {
-    crate::api::format::format_value(v)
+    crate::gocompat::format_value(v)
 }
 
 /// The server's metrics.

@@ -20,8 +20,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 
-/// `User-Agent` of outgoing requests (scrapes, discovery, notifications).
-pub const USER_AGENT: &str = concat!("sonde/", env!("CARGO_PKG_VERSION"));
+pub use crate::http_client::USER_AGENT;
 
 /// Shared state of the running server.
 pub struct AppState {

@@ -17,13 +17,14 @@ pub mod encoding;
 pub mod error;
 pub mod fuzzing;
 pub mod head;
-pub mod latency;
 pub mod index;
 pub mod io;
 pub mod labels;
+pub mod latency;
 pub mod query;
 pub mod record;
 mod retention;
+pub mod sample;
 pub mod wal;
 pub mod workload;
 

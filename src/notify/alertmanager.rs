@@ -127,7 +127,7 @@ impl AlertmanagerSet {
         index: usize,
         stats: &DiscoveryStats,
     ) -> Result<Self, String> {
-        let client = HttpClient::new(&cfg.http_client(), crate::server::USER_AGENT)?;
+        let client = HttpClient::new(&cfg.http_client(), crate::http_client::USER_AGENT)?;
         let targets: Arc<Mutex<Targets>> = Arc::default();
         let mut tasks = Vec::new();
         let (tx, rx) = mpsc::unbounded_channel::<(usize, Vec<TargetGroup>)>();

@@ -454,7 +454,7 @@ impl Notifier {
     /// Writes the notifier's metrics in the text format (see the module
     /// documentation).
     pub fn write_metrics(&self, out: &mut String) {
-        use crate::metrics::{escape_label_value, fmt_value};
+        use crate::gocompat::{escape_label_value, format_value as fmt_value};
         let st = &self.shared.stats;
         let family = |out: &mut String, name: &str, kind: &str, help: &str| {
             let _ = writeln!(out, "# HELP {name} {help}");

@@ -1255,7 +1255,7 @@ impl TelegramNotifier {
             enable_http2: true,
             ..Default::default()
         };
-        let client = HttpClient::new(&http, crate::server::USER_AGENT)?;
+        let client = HttpClient::new(&http, crate::http_client::USER_AGENT)?;
         let inbox = Arc::new(Inbox {
             q: Mutex::new(VecDeque::new()),
             notify: Notify::new(),

@@ -430,7 +430,7 @@ fn k_of(p: f64) -> Result<i64> {
     if p.is_nan() || !(-9.223372036854776e18..9.223372036854776e18).contains(&p) {
         return Err(QueryError::Execution(format!(
             "Scalar value {} overflows int64",
-            super::super::api::format::format_value(p)
+            crate::gocompat::format_value(p)
         )));
     }
     Ok(p as i64)

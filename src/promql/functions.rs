@@ -1238,7 +1238,7 @@ fn linear_regression(ts: &[i64], vs: &[f64], intercept_t: i64) -> (f64, f64) {
 pub(crate) fn quantile_warning(q: f64) -> String {
     format!(
         "PromQL warning: quantile value should be between 0 and 1, got {}",
-        super::super::api::format::format_value(q).trim_start_matches('+')
+        crate::gocompat::format_value(q).trim_start_matches('+')
     )
 }
 

@@ -3,18 +3,7 @@
 use sonde_engine::labels::Labels;
 use std::fmt;
 
-/// Bit pattern of Prometheus' staleness marker (a NaN).
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
-/// The staleness marker as a float.
-pub fn stale_nan() -> f64 {
-    f64::from_bits(STALE_NAN_BITS)
-}
-
-/// True for the staleness marker (and only for it).
-pub fn is_stale(v: f64) -> bool {
-    v.to_bits() == STALE_NAN_BITS
-}
+pub use sonde_engine::sample::{is_stale, stale_nan, STALE_NAN_BITS};
 
 /// One element of an instant vector.
 #[derive(Debug, Clone, PartialEq)]

@@ -8,12 +8,13 @@
 pub mod file;
 
 use crate::notify::{Alert, Notifier};
-use crate::promql::value::{stale_nan, Value};
+use crate::promql::value::Value;
 use crate::promql::Engine;
 use crate::storage::Storage;
 use file::{GroupDef, RuleDef};
 use parking_lot::Mutex;
 use sonde_engine::labels::{Labels, Matcher};
+use sonde_engine::sample::stale_nan;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -300,7 +301,7 @@ impl RuleManager {
             let _ = writeln!(
                 out,
                 "prometheus_rule_group_last_duration_seconds{{rule_group=\"{}\"}} {}",
-                crate::metrics::escape_label_value(&key),
+                crate::gocompat::escape_label_value(&key),
                 g.eval_duration.as_secs_f64()
             );
         }
@@ -310,7 +311,7 @@ impl RuleManager {
             let _ = writeln!(
                 out,
                 "prometheus_rule_group_rules{{rule_group=\"{}\"}} {}",
-                crate::metrics::escape_label_value(&key),
+                crate::gocompat::escape_label_value(&key),
                 g.rules.len()
             );
         }
@@ -826,7 +827,7 @@ fn restore_for_state(state: &Mutex<GroupState>, ctx: &GroupCtx, ts: SystemTime) 
             let Some(&(t_last, v_last)) = points.last() else {
                 continue;
             };
-            if crate::promql::value::is_stale(v_last) {
+            if sonde_engine::sample::is_stale(v_last) {
                 continue;
             }
             let down_at = UNIX_EPOCH + Duration::from_millis(t_last.max(0) as u64);

@@ -129,7 +129,7 @@ impl ScrapeManager {
     }
 
     fn start_pool(&self, sc: Arc<ScrapeConfig>) -> Result<Pool, String> {
-        let client = HttpClient::new(&sc.http_client(), crate::server::USER_AGENT)?;
+        let client = HttpClient::new(&sc.http_client(), crate::http_client::USER_AGENT)?;
         let loop_cfg = Arc::new(LoopConfig {
             honor_labels: sc.honor_labels,
             honor_timestamps: sc.honor_timestamps,
