@@ -877,38 +877,6 @@ impl fmt::Display for Precision {
     }
 }
 
-/// Fuzzing entry point (for `cargo fuzz`): the first byte picks the precision
-/// and API, the rest is parsed as a body and the error replies are built.
-/// Never panics.
-pub fn fuzz_parse(data: &[u8]) {
-    let Some((&sel, body)) = data.split_first() else {
-        return;
-    };
-    let precision = match sel % 6 {
-        0 => Precision::Ns,
-        1 => Precision::Us,
-        2 => Precision::Ms,
-        3 => Precision::S,
-        4 => Precision::M,
-        _ => Precision::H,
-    };
-    let now_ms = i64::from(sel).wrapping_mul(0x0123_4567_89ab_cdef);
-    let mut acc = 0usize;
-    let report = parse(body, precision, now_ms, |p| {
-        acc = acc
-            .wrapping_add(p.name.len())
-            .wrapping_add(p.tags.len())
-            .wrapping_add(usize::from(p.value.is_nan()));
-    });
-    let api = if sel & 0x80 == 0 {
-        WriteApi::V1
-    } else {
-        WriteApi::V2
-    };
-    let _ = error_body(api, body, &report);
-    std::hint::black_box(acc);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1510,7 +1478,7 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_never_panic(data in prop::collection::vec(any::<u8>(), 0..300)) {
-            fuzz_parse(&data);
+            crate::fuzzing::influx_line(&data);
         }
 
         #[test]
@@ -1523,7 +1491,7 @@ mod tests {
         ) {
             let mut with_sel = vec![sel];
             with_sel.extend_from_slice(&data);
-            fuzz_parse(&with_sel);
+            crate::fuzzing::influx_line(&with_sel);
             let (_, report) = run(&data, Precision::Ns);
             let lines = data.iter().filter(|&&c| c == b'\n').count() + 1;
             for e in &report.errors {

@@ -77,7 +77,7 @@ pub const INSTANCE_LABEL: &str = "instance";
 /// names").
 pub type Labels = Vec<(String, String)>;
 
-fn find(labels: &[(String, String)], name: &str) -> Result<usize, usize> {
+pub(crate) fn find(labels: &[(String, String)], name: &str) -> Result<usize, usize> {
     labels.binary_search_by(|(n, _)| n.as_str().cmp(name))
 }
 
@@ -983,111 +983,10 @@ pub fn parse_relabel_configs(
     Ok(cfgs)
 }
 
-fn deserialize_relabel_configs(yaml: &str) -> Result<Vec<RelabelConfig>, String> {
+pub(crate) fn deserialize_relabel_configs(yaml: &str) -> Result<Vec<RelabelConfig>, String> {
     serde_saphyr::from_str::<Option<Vec<RelabelConfig>>>(yaml)
         .map(Option::unwrap_or_default)
         .map_err(|e| e.to_string())
-}
-
-/// Parses `name=value` lines (a line without `=` is a name with an empty
-/// value).
-fn fuzz_label_lines(data: &[u8]) -> BTreeMap<String, String> {
-    String::from_utf8_lossy(data)
-        .lines()
-        .map(|l| match l.split_once('=') {
-            Some((n, v)) => (n.to_string(), v.to_string()),
-            None => (l.to_string(), String::new()),
-        })
-        .collect()
-}
-
-fn assert_sorted_unique(l: &[(String, String)]) {
-    assert!(
-        l.windows(2).all(|w| w[0].0 < w[1].0),
-        "labels not sorted and unique: {l:?}"
-    );
-}
-
-/// Fuzz entry point (cargo-fuzz target `relabel`). The input is split at NUL
-/// bytes into: a YAML list of relabel rules, target labels and group labels
-/// (both as `name=value` lines). The rules are deserialized with the
-/// configuration module and applied even when they fail validation; the
-/// target labels are relabeled under both name schemes (also unsorted and
-/// with empty values), then turned into a target with both target semantics.
-/// Never panics unless an invariant breaks.
-pub fn fuzz_relabel(data: &[u8]) {
-    let mut parts = data.splitn(3, |b| *b == 0);
-    let yaml = String::from_utf8_lossy(parts.next().unwrap_or_default());
-    let target = fuzz_label_lines(parts.next().unwrap_or_default());
-    let group = fuzz_label_lines(parts.next().unwrap_or_default());
-    let cfgs = deserialize_relabel_configs(&yaml).unwrap_or_default();
-    let valid = cfgs.iter().enumerate().all(|(i, c)| {
-        c.validate(&Path::root().idx(i), NameValidationScheme::Utf8)
-            .is_ok()
-    });
-
-    for scheme in [NameValidationScheme::Utf8, NameValidationScheme::Legacy] {
-        // With the empty values, in reverse order: process sorts.
-        let input: Labels = target.clone().into_iter().rev().collect();
-        let mut l = input.clone();
-        let kept = process_with_scheme(&mut l, &cfgs, scheme);
-        assert!(kept || l.is_empty(), "dropped set not cleared");
-        if cfgs.is_empty() {
-            assert_eq!(l, input, "no rules must change nothing");
-            continue;
-        }
-        assert_sorted_unique(&l);
-        for (n, v) in &l {
-            // Rules never create empty values.
-            assert!(
-                !v.is_empty() || target.get(n).is_some_and(String::is_empty),
-                "empty value for {n:?}"
-            );
-        }
-        if valid && scheme == NameValidationScheme::Utf8 {
-            // Only labelmap can create an empty name (as in Prometheus).
-            let has_labelmap = cfgs.iter().any(|c| c.action == RelabelAction::LabelMap);
-            assert!(
-                has_labelmap || target.contains_key("") || find(&l, "").is_err(),
-                "empty label name from validated rules"
-            );
-        }
-    }
-
-    let params: BTreeMap<String, Vec<String>> = [
-        ("module".to_string(), vec!["m a/b".to_string()]),
-        ("empty".to_string(), Vec::new()),
-    ]
-    .into_iter()
-    .collect();
-    for prometheus_2x in [false, true] {
-        let job = TargetParams {
-            job_name: "fuzz",
-            scrape_interval: Duration::from_secs(15),
-            scrape_timeout: Duration::from_secs(10),
-            metrics_path: "/metrics",
-            scheme: "http",
-            params: &params,
-            relabel_configs: &cfgs,
-            name_validation_scheme: NameValidationScheme::Utf8,
-            prometheus_2x,
-        };
-        let discovered = populate_discovered_labels_with(&target, &group, &job);
-        assert!(discovered.values().all(|v| !v.is_empty()));
-        match populate_target_labels_with(&target, &group, &job) {
-            Ok(Some(t)) => {
-                assert_sorted_unique(&t.labels);
-                assert_sorted_unique(&t.internal_labels);
-                assert_eq!(t.discovered, discovered);
-                assert!(!label_value(&t.internal_labels, ADDRESS_LABEL).is_empty());
-                assert!(!label_value(&t.labels, INSTANCE_LABEL).is_empty());
-                assert!(t.labels.iter().all(|(n, _)| !n.starts_with("__")));
-                assert!(t.timeout <= t.interval && !t.timeout.is_zero());
-            }
-            Ok(None) => {}
-            Err(e) => assert!(!e.is_empty()),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -2317,7 +2216,7 @@ scrape_configs:
             b"not yaml: [\0\xff\xfe=\xff\n__scrape_interval__=1s\n__address__=h",
         ];
         for i in inputs {
-            fuzz_relabel(i);
+            crate::fuzzing::relabel(i);
         }
     }
 }

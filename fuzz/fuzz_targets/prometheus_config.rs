@@ -1,5 +1,5 @@
 #![no_main]
-//! Fuzz target: prometheus.yml and web config parsing (`sonde::config::fuzz_parse`).
+//! Fuzz target: prometheus.yml and web config parsing (`sonde::fuzzing::prometheus_config`).
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| sonde::config::fuzz_parse(data));
+fuzz_target!(|data: &[u8]| sonde::fuzzing::prometheus_config(data));

@@ -1,5 +1,5 @@
 #![no_main]
-//! Fuzz target: PromQL queries parsed and evaluated over a small store (`sonde::promql::fuzz_query`).
+//! Fuzz target: PromQL queries parsed and evaluated over a small store (`sonde::fuzzing::promql`).
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| sonde::promql::fuzz_query(data));
+fuzz_target!(|data: &[u8]| sonde::fuzzing::promql(data));

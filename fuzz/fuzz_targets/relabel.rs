@@ -1,6 +1,6 @@
 #![no_main]
 //! Fuzz target: relabel rules applied to label sets, target population and scrape URLs
-//! (`sonde::relabel::fuzz_relabel`; input = YAML rule list, NUL, target labels, NUL, group labels).
+//! (`sonde::fuzzing::relabel`; input = YAML rule list, NUL, target labels, NUL, group labels).
 use libfuzzer_sys::fuzz_target;
 
-fuzz_target!(|data: &[u8]| sonde::relabel::fuzz_relabel(data));
+fuzz_target!(|data: &[u8]| sonde::fuzzing::relabel(data));

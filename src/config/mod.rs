@@ -858,11 +858,3 @@ impl fmt::Display for Config {
         f.write_str(&self.to_yaml_redacted())
     }
 }
-
-/// Parses arbitrary bytes as prometheus.yml and as a web config (for cargo-fuzz): errors, never panics.
-pub fn fuzz_parse(data: &[u8]) {
-    if let Ok(text) = std::str::from_utf8(data) {
-        let _ = Config::parse(text, "fuzz.yml", "/nonexistent");
-        let _ = WebConfig::parse(text, "fuzz-web.yml", "/nonexistent");
-    }
-}

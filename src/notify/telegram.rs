@@ -1457,37 +1457,23 @@ struct LinkPreview {
 }
 
 #[derive(Deserialize, Default)]
-struct ApiResponse {
+pub(crate) struct ApiResponse {
     #[serde(default)]
-    ok: bool,
+    pub(crate) ok: bool,
     #[serde(default)]
-    error_code: Option<i64>,
+    pub(crate) error_code: Option<i64>,
     #[serde(default)]
-    description: Option<String>,
+    pub(crate) description: Option<String>,
     #[serde(default)]
-    parameters: Option<ResponseParameters>,
-}
-
-/// Decodes a Bot API answer as a delivery does (fuzzing entry point).
-pub fn fuzz_response(data: &[u8]) {
-    if let Ok(r) = serde_json::from_slice::<ApiResponse>(data) {
-        let p = r.parameters.unwrap_or_default();
-        let _ = (
-            r.ok,
-            r.error_code,
-            r.description,
-            p.retry_after,
-            p.migrate_to_chat_id,
-        );
-    }
+    pub(crate) parameters: Option<ResponseParameters>,
 }
 
 #[derive(Deserialize, Default)]
-struct ResponseParameters {
+pub(crate) struct ResponseParameters {
     #[serde(default)]
-    retry_after: Option<u64>,
+    pub(crate) retry_after: Option<u64>,
     #[serde(default)]
-    migrate_to_chat_id: Option<i64>,
+    pub(crate) migrate_to_chat_id: Option<i64>,
 }
 
 /// What one attempt came to.

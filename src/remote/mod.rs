@@ -346,26 +346,6 @@ pub fn compress_snappy(data: &[u8]) -> Vec<u8> {
     }
 }
 
-/// Runs every decoder on arbitrary bytes; for fuzzing. Panics only when
-/// deferred 1.0 decoding disagrees with eager decoding (a bug).
-pub fn fuzz_write(data: &[u8]) {
-    fn all(buf: &[u8]) {
-        let limits = Limits::default();
-        check_deferred_v1(buf);
-        let _ = decode_write_v2(buf, &limits, |s| {
-            let _ = (s.labels(), s.metadata(), s.exemplars().count());
-            Ok(())
-        });
-        let _ = decode_metadata_v1(buf);
-        let _ = decode_read_request(buf);
-        let _ = read_chunked_frame(buf);
-    }
-    all(data);
-    if let Ok(raw) = decompress_snappy(data, 1 << 20) {
-        all(&raw);
-    }
-}
-
 /// One decoded 1.0 series, owned: labels, samples, histogram count.
 type OwnedSeries = (Vec<(String, String)>, Vec<(i64, u64)>, usize);
 

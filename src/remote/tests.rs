@@ -518,7 +518,7 @@ fn sample_request() -> Vec<u8> {
 fn every_prefix_never_panics() {
     let full = sample_request();
     for n in 0..=full.len() {
-        fuzz_write(&full[..n]);
+        crate::fuzzing::remote_write(&full[..n]);
         let _ = decode_write_v1(&full[..n], &Limits::default(), |_| Ok(()));
     }
     // And every single-byte corruption.
@@ -526,12 +526,12 @@ fn every_prefix_never_panics() {
         for x in [0x00, 0x7f, 0x80, 0xff] {
             let mut b = full.clone();
             b[i] = x;
-            fuzz_write(&b);
+            crate::fuzzing::remote_write(&b);
         }
     }
     let c = compress_snappy(&full);
     for n in 0..=c.len() {
-        fuzz_write(&c[..n]);
+        crate::fuzzing::remote_write(&c[..n]);
     }
 }
 
@@ -545,7 +545,7 @@ fn strict_prefix_inside_series_is_bad_protobuf() {
 proptest::proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(data in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
-        fuzz_write(&data);
+        crate::fuzzing::remote_write(&data);
     }
 
     #[test]
@@ -810,7 +810,7 @@ fn v2_errors() {
 fn v2_prefixes_never_panic() {
     let full = v2_req().encode_to_vec();
     for n in 0..=full.len() {
-        fuzz_write(&full[..n]);
+        crate::fuzzing::remote_write(&full[..n]);
     }
 }
 

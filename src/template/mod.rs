@@ -373,10 +373,10 @@ pub struct Env<'a> {
 
 /// Execution bounds (the fuzz target uses tight ones).
 #[derive(Clone, Copy, Debug)]
-struct Limits {
-    max_depth: usize,
-    max_steps: Option<u64>,
-    max_output: Option<usize>,
+pub(crate) struct Limits {
+    pub(crate) max_depth: usize,
+    pub(crate) max_steps: Option<u64>,
+    pub(crate) max_output: Option<usize>,
 }
 
 const DEFAULT_LIMITS: Limits = Limits {
@@ -399,8 +399,8 @@ pub struct Template {
     name: String,
     trees: BTreeMap<String, Arc<Tree>>,
     dialect: Dialect,
-    missing_key: MissingKey,
-    limits: Limits,
+    pub(crate) missing_key: MissingKey,
+    pub(crate) limits: Limits,
 }
 
 impl std::fmt::Debug for Template {
@@ -575,62 +575,4 @@ pub fn expand_alert_template(
     let full = format!("{ALERT_TEMPLATE_PREAMBLE}{text}");
     let data = alert_template_data(labels, external_labels, external_url, value);
     expand(name, &full, &data, env)
-}
-
-/// Fuzz entry point (cargo-fuzz target `template`): the input (lossy UTF-8) is
-/// parsed in both dialects and executed against a small fixed data value with
-/// tight step/output limits. Must never panic.
-#[doc(hidden)]
-pub fn fuzz_template(data: &[u8]) {
-    let text = String::from_utf8_lossy(data);
-    let mut labels = BTreeMap::new();
-    labels.insert("instance".to_string(), "host.example.com:9100".to_string());
-    labels.insert("job".to_string(), "node".to_string());
-    let ext = BTreeMap::from([("cluster".to_string(), "eu1".to_string())]);
-    let alert = alert_template_data(&labels, &ext, "http://prom.example/", 1234.5);
-    let json = serde_json::json!({
-        "a": [1, 2.5, "x", null, {"b": true}],
-        "m": {"k": "v", "n": -3},
-        "s": "str",
-    });
-    let query = |q: &str| -> Result<Samples, String> {
-        if q.len().is_multiple_of(3) {
-            return Err("query failed".into());
-        }
-        Ok(vec![
-            (
-                BTreeMap::from([("__name__".to_string(), q.to_string())]),
-                1.5,
-            ),
-            (
-                BTreeMap::from([("instance".to_string(), "b".to_string())]),
-                -2.0,
-            ),
-        ])
-    };
-    let env = Env {
-        query: Some(&query),
-        external_url: "http://prom.example/prefix".into(),
-        path_prefix: "/prefix".into(),
-    };
-    let limits = Limits {
-        max_depth: 100,
-        max_steps: Some(20_000),
-        max_output: Some(1 << 16),
-    };
-    for dialect in [Dialect::Prometheus, Dialect::Alertmanager] {
-        if let Ok(mut t) = Template::parse_dialect("fuzz", &text, dialect) {
-            t.limits = limits;
-            for mk in [MissingKey::Zero, MissingKey::Invalid, MissingKey::Error] {
-                t.missing_key = mk;
-                let _ = t.execute_value(&alert, &env);
-                let _ = t.execute(&json, &env);
-            }
-        }
-    }
-    let full = format!("{ALERT_TEMPLATE_PREAMBLE}{text}");
-    if let Ok(mut t) = Template::parse("__alert_fuzz", &full) {
-        t.limits = limits;
-        let _ = t.execute_value(&alert, &env);
-    }
 }

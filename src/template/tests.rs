@@ -1233,16 +1233,16 @@ fn fuzz_inputs_do_not_panic() {
         "{{ urlUnescape \"%zz\" }}{{ tz \"Mars\" . }}{{ since . }}{{ date \"x\" . }}",
     ];
     for i in inputs {
-        fuzz_template(i.as_bytes());
+        crate::fuzzing::template(i.as_bytes());
     }
     let deep = "{{".to_string() + &"(".repeat(5000) + "}}";
-    fuzz_template(deep.as_bytes());
+    crate::fuzzing::template(deep.as_bytes());
     let deep_if = "{{if 1}}".repeat(5000);
-    fuzz_template(deep_if.as_bytes());
-    fuzz_template(&[0xff, 0xfe, b'{', b'{', 0x80, b'}', b'}']);
+    crate::fuzzing::template(deep_if.as_bytes());
+    crate::fuzzing::template(&[0xff, 0xfe, b'{', b'{', 0x80, b'}', b'}']);
     // Every prefix of a long template.
     let long = "a {{- if .t -}} {{ range $i, $v := .a }}{{ printf \"%05.1f\" $v }}{{ else }}none{{ end }}{{ end }} {{ template \"x\" . }}{{ define \"x\" }}{{ .s | html | js }}{{ end }}";
     for n in 0..long.len() {
-        fuzz_template(&long.as_bytes()[..n]);
+        crate::fuzzing::template(&long.as_bytes()[..n]);
     }
 }
