@@ -6,7 +6,7 @@
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use sonde_engine::workload::{Workload, WorkloadConfig};
-use sonde_engine::{Db, Labels, Options, SeriesRef, SyncMode};
+use sonde_engine::{Db, Labels, Options, SeriesHandle, SyncMode};
 use std::time::Duration;
 
 const SERIES: usize = 10_000;
@@ -40,13 +40,13 @@ fn bench_append(c: &mut Criterion) {
         let labels: Vec<Labels> = (0..SERIES)
             .map(|i| Labels::new(w.labels(i)).unwrap())
             .collect();
-        // First scrape creates the series; later ones append by ref, as a scrape loop does.
+        // First scrape creates the series; later ones append by handle, as a scrape loop does.
         let (t, vs) = w.next_scrape();
         let mut app = db.appender();
-        let refs: Vec<SeriesRef> = labels
+        let refs: Vec<SeriesHandle> = labels
             .iter()
             .zip(vs)
-            .map(|(l, v)| app.append(l, t, *v).unwrap())
+            .map(|(l, v)| app.append_get(l, t, *v).unwrap())
             .collect();
         app.commit().unwrap();
         g.bench_function(format!("{name}_10k_series_per_commit"), |b| {
@@ -58,7 +58,7 @@ fn bench_append(c: &mut Criterion) {
                 |(t, vs)| {
                     let mut app = db.appender();
                     for (r, v) in refs.iter().zip(&vs) {
-                        app.append_ref(*r, t, *v).unwrap();
+                        app.append_handle(r, t, *v).unwrap();
                     }
                     app.commit().unwrap();
                 },

@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)] // a measurement tool: fail loudly
 
 use sonde_engine::workload::{Workload, WorkloadConfig};
-use sonde_engine::{Db, Labels, MatchType, Matcher, Options, SeriesRef, SyncMode};
+use sonde_engine::{Db, Labels, MatchType, Matcher, Options, SeriesHandle, SyncMode};
 use std::time::Instant;
 
 fn arg(name: &str) -> Option<String> {
@@ -54,7 +54,7 @@ fn main() {
         let labels: Vec<Labels> = (0..series)
             .map(|i| Labels::new(w.labels(i)).unwrap())
             .collect();
-        let mut refs: Vec<SeriesRef> = Vec::new();
+        let mut refs: Vec<SeriesHandle> = Vec::new();
         let rss0 = rss_bytes();
         for k in 0..minutes * 4 {
             let (t, vs) = w.next_scrape();
@@ -63,11 +63,11 @@ fn main() {
                 refs = labels
                     .iter()
                     .zip(vs)
-                    .map(|(l, v)| app.append(l, t, *v).unwrap())
+                    .map(|(l, v)| app.append_get(l, t, *v).unwrap())
                     .collect();
             } else {
                 for (r, v) in refs.iter().zip(vs) {
-                    app.append_ref(*r, t, *v).unwrap();
+                    app.append_handle(r, t, *v).unwrap();
                 }
             }
             app.commit().unwrap();

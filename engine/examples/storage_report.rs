@@ -9,7 +9,7 @@
 #![allow(clippy::unwrap_used)] // tests and benches fail loudly by design
 
 use sonde_engine::workload::{Workload, WorkloadConfig};
-use sonde_engine::{Db, Labels, Matcher, Options, SeriesRef, SyncMode};
+use sonde_engine::{Db, Labels, Matcher, Options, SeriesHandle, SyncMode};
 use std::time::Instant;
 
 fn arg(name: &str, default: u64) -> u64 {
@@ -61,7 +61,7 @@ fn main() {
     let total;
     {
         let db = Db::open(dir.path(), opts.clone()).unwrap();
-        let mut refs: Vec<SeriesRef> = Vec::new();
+        let mut refs: Vec<SeriesHandle> = Vec::new();
         for k in 0..scrapes {
             let (t, vs) = w.next_scrape();
             let mut app = db.appender();
@@ -69,11 +69,11 @@ fn main() {
                 refs = labels
                     .iter()
                     .zip(vs)
-                    .map(|(l, v)| app.append(l, t, *v).unwrap())
+                    .map(|(l, v)| app.append_get(l, t, *v).unwrap())
                     .collect();
             } else {
                 for (r, v) in refs.iter().zip(vs) {
-                    app.append_ref(*r, t, *v).unwrap();
+                    app.append_handle(r, t, *v).unwrap();
                 }
             }
             app.commit().unwrap();

@@ -968,6 +968,12 @@ impl SeriesHandle {
 ///
 /// An appender can be kept and reused for batch after batch: its buffers keep
 /// their capacity, which saves the allocations of a fresh one per batch.
+///
+/// Three ways in, one per kind of caller: [`Appender::append`] by labels
+/// (rules, tests); [`Appender::append_get`] then [`Appender::append_handle`]
+/// for a caller that caches series across batches (the scrape loop);
+/// [`Appender::hold`] then [`Appender::append_held`] for the ingest pipeline,
+/// whose checks report per sample after commit.
 pub struct Appender {
     head: Arc<Head>,
     samples: Vec<(Arc<MemSeries>, i64, f64)>,
@@ -1032,12 +1038,9 @@ impl Appender {
     }
 
     /// Adds a sample for the series with these labels (created if new).
-    /// Returns the series ref for [`Appender::append_ref`].
-    pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<SeriesRef> {
+    pub fn append(&mut self, labels: &Labels, t: i64, v: f64) -> Result<()> {
         let s = self.head.get_or_create(labels, None)?;
-        let r = s.sref;
-        self.push(s, t, v)?;
-        Ok(r)
+        self.push(s, t, v)
     }
 
     /// Like [`Appender::append`], returning a handle for [`Appender::append_handle`].
@@ -1052,15 +1055,6 @@ impl Appender {
     /// handle was taken (or an empty handle) gives [`Error::UnknownSeriesRef`].
     pub fn append_handle(&mut self, h: &SeriesHandle, t: i64, v: f64) -> Result<()> {
         let s = h.0.upgrade().ok_or(Error::UnknownSeriesRef(0))?;
-        self.push(s, t, v)
-    }
-
-    /// Adds a sample to a series by ref. Unknown refs (garbage-collected) give an error.
-    pub fn append_ref(&mut self, sref: SeriesRef, t: i64, v: f64) -> Result<()> {
-        let s = self
-            .head
-            .series_by_ref(sref)
-            .ok_or(Error::UnknownSeriesRef(sref))?;
         self.push(s, t, v)
     }
 
