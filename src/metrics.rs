@@ -2,6 +2,8 @@
 //! (0.0.4). Names follow `sonde_<subsystem>_<what>_<unit>`; `process_*` use
 //! the standard names so existing dashboards work.
 
+// Sample values print as the text format expects (Go's shortest form, `+Inf`, `-Inf`, `NaN`).
+use crate::gocompat::{escape_label_value, format_value as fmt_value};
 use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -141,13 +143,6 @@ pub fn render_labels(labels: &[(&str, &str)]) -> String {
         let _ = write!(s, "{k}=\"{}\"", escape_label_value(v));
     }
     s
-}
-
-pub use crate::gocompat::escape_label_value;
-
-/// Formats a sample value as the text format expects (Go's shortest form, `+Inf`, `-Inf`, `NaN`).
-pub fn fmt_value(v: f64) -> String {
-    crate::gocompat::format_value(v)
 }
 
 /// The server's metrics.

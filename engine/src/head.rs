@@ -727,14 +727,7 @@ impl Head {
             if d.is_empty() {
                 gone.push((s.sref, s.labels.clone()));
             } else {
-                let mut m = d.chunks.first().map(|c| c.min_t).unwrap_or(i64::MAX);
-                if !d.open.is_empty() {
-                    m = m.min(d.open.min_t());
-                }
-                if let Some((&k, _)) = d.ooo.first_key_value() {
-                    m = m.min(k);
-                }
-                new_min = new_min.min(m.max(t));
+                new_min = new_min.min(data_min.max(t));
             }
         }
         if !gone.is_empty() {

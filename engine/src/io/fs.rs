@@ -85,7 +85,7 @@ pub fn create(path: &Path) -> IoResult<File> {
             l.before(Op::Create, path)?;
             let existed = path.exists();
             let f = File::create(path)?;
-            l.after_create(path, &f, existed);
+            l.after_create(&f, existed);
             Ok(f)
         }
     }
@@ -105,7 +105,7 @@ pub fn create_new(path: &Path) -> IoResult<File> {
         Some(l) => {
             l.before(Op::Create, path)?;
             let f = open()?;
-            l.after_create(path, &f, false);
+            l.after_create(&f, false);
             Ok(f)
         }
     }
@@ -546,7 +546,7 @@ impl FaultFs {
         }
     }
 
-    fn after_create(&self, path: &Path, f: &File, existed: bool) {
+    fn after_create(&self, f: &File, existed: bool) {
         let mut s = self.state.lock();
         if s.frozen {
             return;
@@ -564,7 +564,6 @@ impl FaultFs {
                 .or_default()
                 .push(Pending::SetLen(0));
         }
-        let _ = path;
     }
 
     fn after_new_name(&self, path: &Path) {
