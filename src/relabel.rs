@@ -2219,4 +2219,32 @@ scrape_configs:
             crate::fuzzing::relabel(i);
         }
     }
+
+    /// The relabeler's Go helpers against `crate::gocompat` (kept until the
+    /// callers switch over, then deleted with this module).
+    mod differential {
+        use super::*;
+        use proptest::prelude::*;
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            #[test]
+            fn durations_match(s in "([0-9]{1,4}(y|w|d|h|m|s|ms|us|x)){0,4}|[0-9]{15,22}(y|d|ms)|[-+0-9.a-z]{0,10}") {
+                prop_assert_eq!(
+                    crate::gocompat::duration::parse_model_duration(&s),
+                    parse_prometheus_duration(&s)
+                );
+            }
+
+            /// Relabel's copy kept printable-looking format characters
+            /// (U+200B…) unescaped; Go's Quote escapes every non-printable
+            /// rune, as gocompat does. Elsewhere the two agree.
+            #[test]
+            fn quoting_matches(s in "\\PC{0,12}|[\\x00-\\x7f]{0,12}") {
+                prop_assume!(s.chars().all(|c| c.is_ascii() || crate::gocompat::quote::is_print(c)));
+                prop_assert_eq!(crate::gocompat::quote::quote(&s), go_quote(&s));
+            }
+        }
+    }
 }

@@ -1044,4 +1044,47 @@ mod tests {
         let e = promql_parser::parser::parse("sum by(job)(rate(x{a=\"b\"}[5m]))").unwrap();
         assert_eq!(e.prettify(), "sum by (job) (rate(x{a=\"b\"}[5m]))");
     }
+
+    /// The API's duration parser and float formatter against
+    /// `crate::gocompat` (kept until the callers switch over).
+    mod differential {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Equal, or the old form broke a tie between two shortest candidates
+        /// away from even where Go (and now gocompat, on Ryū) takes the even one:
+        /// both texts then read back as the same float, with the same length.
+        fn same_or_tie(new: &str, old: &str) -> bool {
+            new == old
+                || (new.len() == old.len()
+                    && new.parse::<f64>().ok().is_some()
+                    && new.parse::<f64>().ok() == old.parse::<f64>().ok())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            /// Same values; errors agree except where the old parser took
+            /// Rust's float syntax for Go's (`1e400` is out of range in Go,
+            /// so Prometheus tries the duration syntax and says "cannot
+            /// parse", not "overflows").
+            #[test]
+            fn durations_match(s in "[-+]?[0-9]{0,6}(\\.[0-9]{0,6})?([eE][-+]?[0-9]{0,3})?|([0-9]{1,4}(y|w|d|h|m|s|ms)){0,4}|[-+0-9.a-z]{0,10}") {
+                let new = crate::gocompat::duration::parse_api_duration(&s);
+                let old = parse_duration_ns(&s);
+                match (&old, &new) {
+                    (Ok(a), Ok(b)) => prop_assert_eq!(a, b),
+                    (Err(_), Err(_)) => {}
+                    _ => prop_assert!(false, "{s:?}: old {old:?} new {new:?}"),
+                }
+            }
+
+            #[test]
+            fn float_format_matches(bits in any::<u64>(), small in -1e9..1e9f64) {
+                for v in [f64::from_bits(bits), small] {
+                    prop_assert!(same_or_tie(&crate::gocompat::strconv::format_float(v, 'f', -1), &go_format_float(v)));
+                }
+            }
+        }
+    }
 }

@@ -862,3 +862,24 @@ mod web {
         );
     }
 }
+
+/// `Duration::parse` against `crate::gocompat` (kept until it switches over).
+mod differential {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(4000))]
+
+        #[test]
+        fn durations_match(s in "([0-9]{1,4}(y|w|d|h|m|s|ms|us|x)){0,4}|[0-9]{15,22}(y|d|ms)|[-+0-9.a-z]{0,10}") {
+            let new = crate::gocompat::duration::parse_model_duration(&s);
+            let old = Duration::parse(&s);
+            match (&old, &new) {
+                (Ok(a), Ok(b)) => prop_assert_eq!(a.as_millis() * 1_000_000, *b, "{}", s),
+                (Err(_), Err(_)) => {}
+                _ => prop_assert!(false, "{s:?}: old {old:?} new {new:?}"),
+            }
+        }
+    }
+}

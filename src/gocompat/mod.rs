@@ -1,72 +1,23 @@
-//! Numbers and text exactly as Prometheus (a Go program) prints them, for
-//! every layer: a leaf module that imports nothing of the crate.
+//! Numbers, strings and durations exactly as Prometheus (a Go program) writes
+//! and reads them, for every layer: a leaf module that imports nothing of the
+//! crate. Each function names the Go or Prometheus function it reproduces.
 //!
-//! So far it holds the sample-value formatting of the JSON API and the text
-//! exposition, and label-value escaping. (Still elsewhere, to be folded in:
-//! `template::gofmt` — Go's `fmt` verbs and `strconv.FormatFloat` for
-//! templates — `scrape::exposition::float` — Go's `ParseFloat` and `%g` — and
-//! the duration parsers of `config`, `relabel`, `api::params`, `api::query`
-//! and `template`.)
+//! - [`strconv`]: Go's `FormatFloat` (every verb and precision), `ParseFloat`
+//!   as Prometheus' parsers accept it, `ParseInt`'s syntax.
+//! - [`quote`]: Go's `Quote`, `QuoteToASCII`, `QuoteRune`, `Unquote`.
+//! - [`duration`]: `model.ParseDuration`, the HTTP API's `parseDuration`, and
+//!   Go's `Duration.String()`.
+//! - value formatting (re-exported here): sample values in the JSON API and
+//!   the text formats, label-value escaping.
+//!
+//! Go's `fmt` verbs (`printf` in templates) are built on these in
+//! `template::gofmt`; they exist only for templates.
 
-/// A sample value as Prometheus renders it: `NaN`, `+Inf`, `-Inf`, plain
-/// shortest decimal for `1e-6 <= |v| < 1e21` (and zero), otherwise Go's
-/// exponent form (`1e-07`, `2.5e+21`).
-pub fn format_value(v: f64) -> String {
-    let mut out = Vec::with_capacity(24);
-    write_value(&mut out, v);
-    String::from_utf8(out).unwrap_or_default()
-}
+pub mod duration;
+pub mod quote;
+pub mod strconv;
+mod value;
 
-/// [`format_value`] appended to `out` (the hot path of big query answers:
-/// no allocation, and ryu's shortest digits for the usual magnitudes).
-pub fn write_value(out: &mut Vec<u8>, v: f64) {
-    if v.is_nan() {
-        out.extend_from_slice(b"NaN");
-        return;
-    }
-    if v.is_infinite() {
-        out.extend_from_slice(if v > 0.0 { b"+Inf" } else { b"-Inf" });
-        return;
-    }
-    let a = v.abs();
-    if a != 0.0 && !(1e-6..1e21).contains(&a) {
-        // Rust: "2.5e21" / "1e-7"; Go: "2.5e+21" / "1e-07".
-        let s = format!("{v:e}");
-        let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-        let (sign, digits) = match exp.strip_prefix('-') {
-            Some(d) => ('-', d),
-            None => ('+', exp),
-        };
-        out.extend_from_slice(format!("{mant}e{sign}{digits:0>2}").as_bytes());
-        return;
-    }
-    write_plain(out, v);
-}
-
-/// A finite value in Go's `strconv.FormatFloat(v, 'f', -1, 64)` form: shortest
-/// digits, never an exponent. ryu's digits round ties to even, as Go's do, and
-/// it writes plain decimals for 1e-5 <= |v| < 1e16 (integers with a ".0");
-/// elsewhere Rust's plain form is used (its ties may differ in the last digit).
-pub fn write_plain(out: &mut Vec<u8>, v: f64) {
-    let mut buf = ryu::Buffer::new();
-    let s = buf.format_finite(v).as_bytes();
-    if s.contains(&b'e') {
-        out.extend_from_slice(format!("{v}").as_bytes());
-    } else {
-        out.extend_from_slice(s.strip_suffix(b".0").unwrap_or(s));
-    }
-}
-
-/// Escapes `\`, `"` and newlines in a label value (text format 0.0.4).
-pub fn escape_label_value(v: &str) -> String {
-    let mut out = String::with_capacity(v.len());
-    for c in v.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+pub use value::{
+    escape_label_value, format_openmetrics_float, format_value, write_plain, write_value,
+};

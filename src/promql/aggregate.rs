@@ -626,4 +626,33 @@ mod tests {
             "the reference xxhash64 of nothing"
         );
     }
+
+    /// count_values' and the quantile warning's formatters against
+    /// `crate::gocompat` (kept until the callers switch over).
+    mod differential {
+        use super::*;
+        use proptest::prelude::*;
+
+        /// Equal, or the old form broke a tie between two shortest candidates
+        /// away from even where Go (and now gocompat, on Ryū) takes the even one:
+        /// both texts then read back as the same float, with the same length.
+        fn same_or_tie(new: &str, old: &str) -> bool {
+            new == old
+                || (new.len() == old.len()
+                    && new.parse::<f64>().ok().is_some()
+                    && new.parse::<f64>().ok() == old.parse::<f64>().ok())
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(4000))]
+
+            #[test]
+            fn formats_match(bits in any::<u64>(), small in -1e9..1e9f64) {
+                for v in [f64::from_bits(bits), small] {
+                    prop_assert!(same_or_tie(&crate::gocompat::strconv::format_float(v, 'g', -1), &go_g(v)));
+                    prop_assert!(same_or_tie(&crate::gocompat::strconv::format_float(v, 'f', -1), &format_f(v)));
+                }
+            }
+        }
+    }
 }

@@ -1,0 +1,148 @@
+//! Go's and Prometheus' durations: `model.ParseDuration` (`1y2w3d4h5m6s7ms`,
+//! used by prometheus.yml, flags, PromQL-adjacent API parameters and
+//! templates), the HTTP API's `parseDuration` (float seconds or that syntax)
+//! and Go's `time.Duration.String()`.
+
+use std::fmt::Write as _;
+
+use super::quote::quote;
+use super::strconv::parse_float;
+
+/// Nanoseconds per second.
+const NS_PER_S: u64 = 1_000_000_000;
+
+/// Prometheus' `model.ParseDuration` (prometheus/common), in nanoseconds,
+/// with its error messages.
+pub fn parse_model_duration(s: &str) -> Result<u64, String> {
+    match s {
+        "0" => return Ok(0),
+        "" => return Err("empty duration string".to_string()),
+        _ => {}
+    }
+    let bad = || format!("not a valid duration string: {}", quote(s));
+    let mut rest = s;
+    let mut dur: u64 = 0;
+    let mut last_pos = 0;
+    while !rest.is_empty() {
+        if !rest.as_bytes()[0].is_ascii_digit() {
+            return Err(bad());
+        }
+        let i = rest.bytes().take_while(u8::is_ascii_digit).count();
+        let v: u64 = rest[..i].parse().map_err(|_| bad())?;
+        rest = &rest[i..];
+        let j = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
+        if j == 0 {
+            return Err(bad());
+        }
+        let unit = &rest[..j];
+        rest = &rest[j..];
+        let (pos, mult) = match unit {
+            "ms" => (7, 1_000_000),
+            "s" => (6, NS_PER_S),
+            "m" => (5, 60 * NS_PER_S),
+            "h" => (4, 3_600 * NS_PER_S),
+            "d" => (3, 86_400 * NS_PER_S),
+            "w" => (2, 7 * 86_400 * NS_PER_S),
+            "y" => (1, 365 * 86_400 * NS_PER_S),
+            _ => {
+                return Err(format!(
+                    "unknown unit {} in duration {}",
+                    quote(unit),
+                    quote(s)
+                ))
+            }
+        };
+        if pos <= last_pos {
+            return Err(bad());
+        }
+        last_pos = pos;
+        if v > (1u64 << 63) / mult {
+            return Err("duration out of range".to_string());
+        }
+        dur += v * mult;
+        if dur > (1u64 << 63) - 1 {
+            return Err("duration out of range".to_string());
+        }
+    }
+    Ok(dur)
+}
+
+/// The HTTP API's `parseDuration` (web/api/v1): float seconds (negative
+/// allowed, the caller decides what that means; truncated toward zero to
+/// nanoseconds as Go's conversion does) or [`parse_model_duration`]'s syntax.
+/// Returns nanoseconds (Go's `time.Duration`).
+pub fn parse_api_duration(s: &str) -> Result<i64, String> {
+    if let Ok(f) = parse_float(s.as_bytes()) {
+        let ns = f * 1e9;
+        if ns > i64::MAX as f64 || ns < i64::MIN as f64 {
+            return Err(format!(
+                "cannot parse {} to a valid duration. It overflows int64",
+                quote(s)
+            ));
+        }
+        if ns.is_nan() {
+            // Go converts NaN to math.MinInt64 (amd64): a negative duration.
+            return Ok(i64::MIN);
+        }
+        return Ok(ns as i64);
+    }
+    parse_model_duration(s)
+        .ok()
+        .and_then(|ns| i64::try_from(ns).ok())
+        .ok_or_else(|| format!("cannot parse {} to a valid duration", quote(s)))
+}
+
+/// Go's `Duration.String()`.
+pub fn format_duration(d: i64) -> String {
+    if d == 0 {
+        return "0s".into();
+    }
+    let neg = d < 0;
+    let mut u = d.unsigned_abs();
+    let mut s = String::new();
+    let frac = |u: u64, prec: u32| -> (String, u64) {
+        let p = 10u64.pow(prec);
+        let f = u % p;
+        let mut digits = format!("{:0width$}", f, width = prec as usize);
+        while digits.ends_with('0') {
+            digits.pop();
+        }
+        (
+            if digits.is_empty() {
+                String::new()
+            } else {
+                format!(".{digits}")
+            },
+            u / p,
+        )
+    };
+    if u < 1_000_000_000 {
+        let (unit, prec) = if u < 1_000 {
+            ("ns", 0)
+        } else if u < 1_000_000 {
+            ("µs", 3)
+        } else {
+            ("ms", 6)
+        };
+        let (f, whole) = frac(u, prec);
+        let _ = write!(s, "{whole}{f}{unit}");
+    } else {
+        let (f, secs) = frac(u, 9);
+        u = secs;
+        let sec_part = format!("{}{}s", u % 60, f);
+        u /= 60;
+        if u > 0 {
+            let min_part = format!("{}m", u % 60);
+            u /= 60;
+            if u > 0 {
+                let _ = write!(s, "{u}h");
+            }
+            s.push_str(&min_part);
+        }
+        s.push_str(&sec_part);
+    }
+    if neg {
+        s.insert(0, '-');
+    }
+    s
+}
