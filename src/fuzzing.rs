@@ -57,7 +57,8 @@ pub fn http_params(data: &[u8]) {
     use crate::api::params;
     if let Ok(s) = std::str::from_utf8(data) {
         let _ = params::parse_time(s);
-        let _ = params::parse_duration_param(s);
+        let _ = crate::gocompat::duration::parse_api_duration(s);
+        let _ = crate::gocompat::duration::parse_model_duration(s);
         let _ = params::parse_selector(s);
         let _ = params::parse_selector_allow_empty(s);
         let _ = params::unescape_label_name(s);

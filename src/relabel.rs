@@ -27,7 +27,6 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::sync::LazyLock;
 
 use md5::{Digest, Md5};
@@ -36,6 +35,8 @@ use regex::{Captures, Regex};
 use crate::config::location::Path;
 use crate::config::relabel::{RelabelAction, RelabelConfig};
 use crate::config::{is_valid_label_name, Duration, NameValidationScheme, ScrapeConfig};
+use crate::gocompat::duration::parse_model_duration;
+use crate::gocompat::quote::quote;
 
 /// `__address__`: the `host:port` a target is scraped at.
 pub const ADDRESS_LABEL: &str = "__address__";
@@ -668,30 +669,30 @@ pub fn populate_target_labels_with(
             "http" | "" => addr.push_str(":80"),
             "https" => addr.push_str(":443"),
             // Prometheus 2.x names the configured scheme here.
-            _ => return Err(format!("invalid scheme: {}", go_quote(job.scheme))),
+            _ => return Err(format!("invalid scheme: {}", quote(job.scheme))),
         }
         set_label(&mut lb, ADDRESS_LABEL, &addr);
     }
     if addr.contains('/') {
-        return Err(format!("{} is not a valid hostname", go_quote(&addr)));
+        return Err(format!("{} is not a valid hostname", quote(&addr)));
     }
     let interval = label_value(&lb, SCRAPE_INTERVAL_LABEL);
-    let interval_ns = parse_prometheus_duration(interval)
+    let interval_ns = parse_model_duration(interval)
         .map_err(|e| format!("error parsing scrape interval: {e}"))?;
     if interval_ns == 0 {
         return Err("scrape interval cannot be 0".to_string());
     }
     let timeout = label_value(&lb, SCRAPE_TIMEOUT_LABEL);
-    let timeout_ns = parse_prometheus_duration(timeout)
-        .map_err(|e| format!("error parsing scrape timeout: {e}"))?;
+    let timeout_ns =
+        parse_model_duration(timeout).map_err(|e| format!("error parsing scrape timeout: {e}"))?;
     if timeout_ns == 0 {
         return Err("scrape timeout cannot be 0".to_string());
     }
     if timeout_ns > interval_ns {
         return Err(format!(
             "scrape timeout cannot be greater than scrape interval ({} > {})",
-            go_quote(timeout),
-            go_quote(interval)
+            quote(timeout),
+            quote(interval)
         ));
     }
     lb.retain(|(n, _)| !n.starts_with(META_LABEL_PREFIX));
@@ -876,92 +877,6 @@ fn split_host_port(hp: &str) -> Option<(&str, &str)> {
 /// it valid.
 fn needs_port(addr: &str) -> bool {
     split_host_port(addr).is_none() && split_host_port(&format!("{addr}:1234")).is_some()
-}
-
-/// Prometheus' `model.ParseDuration` (prometheus/common), in nanoseconds,
-/// with its error messages.
-fn parse_prometheus_duration(s: &str) -> Result<u64, String> {
-    match s {
-        "0" => return Ok(0),
-        "" => return Err("empty duration string".to_string()),
-        _ => {}
-    }
-    let bad = || format!("not a valid duration string: {}", go_quote(s));
-    let mut rest = s;
-    let mut dur: u64 = 0;
-    let mut last_pos = 0;
-    while !rest.is_empty() {
-        if !rest.as_bytes()[0].is_ascii_digit() {
-            return Err(bad());
-        }
-        let i = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let v: u64 = rest[..i].parse().map_err(|_| bad())?;
-        rest = &rest[i..];
-        let j = rest.bytes().take_while(|b| !b.is_ascii_digit()).count();
-        if j == 0 {
-            return Err(bad());
-        }
-        let unit = &rest[..j];
-        rest = &rest[j..];
-        const NS_PER_S: u64 = 1_000_000_000;
-        let (pos, mult) = match unit {
-            "ms" => (7, 1_000_000),
-            "s" => (6, NS_PER_S),
-            "m" => (5, 60 * NS_PER_S),
-            "h" => (4, 3_600 * NS_PER_S),
-            "d" => (3, 86_400 * NS_PER_S),
-            "w" => (2, 7 * 86_400 * NS_PER_S),
-            "y" => (1, 365 * 86_400 * NS_PER_S),
-            _ => {
-                return Err(format!(
-                    "unknown unit {} in duration {}",
-                    go_quote(unit),
-                    go_quote(s)
-                ))
-            }
-        };
-        if pos <= last_pos {
-            return Err(bad());
-        }
-        last_pos = pos;
-        if v > (1u64 << 63) / mult {
-            return Err("duration out of range".to_string());
-        }
-        dur += v * mult;
-        if dur > (1u64 << 63) - 1 {
-            return Err("duration out of range".to_string());
-        }
-    }
-    Ok(dur)
-}
-
-/// Go's `strconv.Quote` for the strings in error messages (non-ASCII
-/// characters are kept unless they are control characters).
-fn go_quote(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{7}' => out.push_str("\\a"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{b}' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if c.is_control() => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 // ---------------------------------------------------------------------------
@@ -2162,35 +2077,35 @@ scrape_configs:
 
     #[test]
     fn go_helpers() {
-        assert_eq!(parse_prometheus_duration("0"), Ok(0));
-        assert_eq!(parse_prometheus_duration("1m30s"), Ok(90_000_000_000));
-        assert_eq!(parse_prometheus_duration("1s500ms"), Ok(1_500_000_000));
+        assert_eq!(parse_model_duration("0"), Ok(0));
+        assert_eq!(parse_model_duration("1m30s"), Ok(90_000_000_000));
+        assert_eq!(parse_model_duration("1s500ms"), Ok(1_500_000_000));
         assert_eq!(
-            parse_prometheus_duration(""),
+            parse_model_duration(""),
             Err("empty duration string".into())
         );
         assert_eq!(
-            parse_prometheus_duration("1.5s"),
+            parse_model_duration("1.5s"),
             Err("unknown unit \".\" in duration \"1.5s\"".into())
         );
         assert_eq!(
-            parse_prometheus_duration("s"),
+            parse_model_duration("s"),
             Err("not a valid duration string: \"s\"".into())
         );
         assert_eq!(
-            parse_prometheus_duration("5"),
+            parse_model_duration("5"),
             Err("not a valid duration string: \"5\"".into())
         );
         assert_eq!(
-            parse_prometheus_duration("1s1s"),
+            parse_model_duration("1s1s"),
             Err("not a valid duration string: \"1s1s\"".into())
         );
         assert_eq!(
-            parse_prometheus_duration("300y"),
+            parse_model_duration("300y"),
             Err("duration out of range".into())
         );
         assert_eq!(
-            parse_prometheus_duration("99999999999999999999s"),
+            parse_model_duration("99999999999999999999s"),
             Err("not a valid duration string: \"99999999999999999999s\"".into())
         );
         assert_eq!(split_host_port("a:1"), Some(("a", "1")));
@@ -2200,7 +2115,7 @@ scrape_configs:
         assert_eq!(split_host_port("a"), None);
         assert_eq!(split_host_port("a:"), Some(("a", "")));
         assert!(needs_port("a") && needs_port("[::1]") && !needs_port("a:1") && !needs_port("::1"));
-        assert_eq!(go_quote("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\x01é\"");
+        assert_eq!(quote("a\"b\\c\n\u{1}é"), "\"a\\\"b\\\\c\\n\\x01é\"");
     }
 
     #[test]
@@ -2217,34 +2132,6 @@ scrape_configs:
         ];
         for i in inputs {
             crate::fuzzing::relabel(i);
-        }
-    }
-
-    /// The relabeler's Go helpers against `crate::gocompat` (kept until the
-    /// callers switch over, then deleted with this module).
-    mod differential {
-        use super::*;
-        use proptest::prelude::*;
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(4000))]
-
-            #[test]
-            fn durations_match(s in "([0-9]{1,4}(y|w|d|h|m|s|ms|us|x)){0,4}|[0-9]{15,22}(y|d|ms)|[-+0-9.a-z]{0,10}") {
-                prop_assert_eq!(
-                    crate::gocompat::duration::parse_model_duration(&s),
-                    parse_prometheus_duration(&s)
-                );
-            }
-
-            /// Relabel's copy kept printable-looking format characters
-            /// (U+200B…) unescaped; Go's Quote escapes every non-printable
-            /// rune, as gocompat does. Elsewhere the two agree.
-            #[test]
-            fn quoting_matches(s in "\\PC{0,12}|[\\x00-\\x7f]{0,12}") {
-                prop_assume!(s.chars().all(|c| c.is_ascii() || crate::gocompat::quote::is_print(c)));
-                prop_assert_eq!(crate::gocompat::quote::quote(&s), go_quote(&s));
-            }
         }
     }
 }

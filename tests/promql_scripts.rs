@@ -327,13 +327,6 @@ static RANGE_RE: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(r"^eval(?:_(fail|warn))?\s+range\s+from\s+(.+)\s+to\s+(.+)\s+step\s+(.+?)\s+(.+)$")
         .unwrap()
 });
-/// A Prometheus duration (`model.ParseDuration`).
-static DURATION_RE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(
-        r"^(?:([0-9]+)y)?(?:([0-9]+)w)?(?:([0-9]+)d)?(?:([0-9]+)h)?(?:([0-9]+)m)?(?:([0-9]+)s)?(?:([0-9]+)ms)?$",
-    )
-    .unwrap()
-});
 /// Calls of the functions that make the range-mode re-run meaningless.
 static RANGE_FUNCS_RE: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"\b(?:start|end|range|step)\s*\(").unwrap());
@@ -499,95 +492,17 @@ fn parse_eval(lines: &[&str], i: usize) -> (Command, usize) {
 
 /// Parses a Prometheus duration (`1h30m`, `0`, `100ms`) into milliseconds.
 fn parse_duration(s: &str) -> Result<i64, String> {
-    if s == "0" {
-        return Ok(0);
-    }
-    if s.is_empty() {
-        return Err("empty duration string".into());
-    }
-    const UNITS: [i64; 7] = [
-        365 * 86_400_000,
-        7 * 86_400_000,
-        86_400_000,
-        3_600_000,
-        60_000,
-        1_000,
-        1,
-    ];
-    let c = DURATION_RE
-        .captures(s)
-        .ok_or_else(|| format!("not a valid duration string: {s:?}"))?;
-    let mut total: i64 = 0;
-    for (k, unit) in UNITS.iter().enumerate() {
-        if let Some(m) = c.get(k + 1) {
-            let n: i64 = m
-                .as_str()
-                .parse()
-                .map_err(|_| format!("duration out of range: {s:?}"))?;
-            total = n
-                .checked_mul(*unit)
-                .and_then(|x| total.checked_add(x))
-                .ok_or_else(|| format!("duration out of range: {s:?}"))?;
-        }
-    }
-    Ok(total)
+    let ns = sonde::gocompat::duration::parse_model_duration(s)?;
+    i64::try_from(ns / 1_000_000).map_err(|_| format!("duration out of range: {s:?}"))
 }
 
 /// Go's `strconv.ParseInt(s, 0, 64)`, then `strconv.ParseFloat(s, 64)`: how
 /// upstream reads numbers (so `010` is octal, as there).
 fn go_parse_number(s: &str) -> Option<f64> {
-    go_parse_int(s)
+    sonde::gocompat::strconv::parse_int(s)
+        .and_then(|i| i64::try_from(i).ok())
         .map(|i| i as f64)
-        .or_else(|| go_parse_float(s))
-}
-
-/// Go's `strconv.ParseInt(s, 0, 64)` (without digit-separating underscores).
-fn go_parse_int(s: &str) -> Option<i64> {
-    let (neg, body) = match s.as_bytes().first() {
-        Some(b'-') => (true, &s[1..]),
-        Some(b'+') => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = body.to_ascii_lowercase();
-    let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
-        (16, d)
-    } else if let Some(d) = lower.strip_prefix("0o") {
-        (8, d)
-    } else if let Some(d) = lower.strip_prefix("0b") {
-        (2, d)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..])
-    } else {
-        (10, lower.as_str())
-    };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    let n = i128::from_str_radix(digits, radix).ok()?;
-    i64::try_from(if neg { -n } else { n }).ok()
-}
-
-/// Go's `strconv.ParseFloat(s, 64)` for decimal numbers, `Inf`, `Infinity` and `NaN`.
-fn go_parse_float(s: &str) -> Option<f64> {
-    let lower = s.to_ascii_lowercase();
-    let (sign, body) = match lower.as_bytes().first() {
-        Some(b'-') => (-1.0, &lower[1..]),
-        Some(b'+') => (1.0, &lower[1..]),
-        _ => (1.0, lower.as_str()),
-    };
-    match body {
-        "inf" | "infinity" => return Some(sign * f64::INFINITY),
-        "nan" if body.len() == lower.len() => return Some(f64::NAN),
-        _ => {}
-    }
-    let ok = body.bytes().any(|b| b.is_ascii_digit())
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'+' | b'-'));
-    if !ok {
-        return None;
-    }
-    body.parse::<f64>().ok().map(|v| sign * v)
+        .or_else(|| sonde::gocompat::strconv::parse_float(s.as_bytes()).ok())
 }
 
 /// Parses `name{label="value", ...} values...` (as `parser.ParseSeriesDesc`).

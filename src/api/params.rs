@@ -122,20 +122,6 @@ pub const MIN_TIME_MS: i64 = (i64::MIN / 1000 + 62_135_596_801) * 1000;
 /// The latest time (Prometheus' MaxTime in ms).
 pub const MAX_TIME_MS: i64 = (i64::MAX / 1000 - 62_135_596_801) * 1000 + 999;
 
-/// Parses a duration: float seconds, or Prometheus' `1y2w3d4h5m6s7ms` syntax. Returns milliseconds.
-pub fn parse_duration_param(s: &str) -> Result<i64, String> {
-    if let Ok(f) = s.parse::<f64>() {
-        let ms = (f * 1000.0).round();
-        if !ms.is_finite() || ms >= i64::MAX as f64 || ms < 0.0 {
-            return Err(format!("cannot parse {s:?} to a valid duration"));
-        }
-        return Ok(ms as i64);
-    }
-    crate::config::Duration::parse(s)
-        .map(|d| d.as_millis() as i64)
-        .map_err(|e| e.to_string())
-}
-
 /// Parses one `match[]` series selector into engine matchers, requiring at
 /// least one matcher that does not match the empty string.
 pub fn parse_selector(s: &str) -> Result<Vec<Matcher>, ApiError> {

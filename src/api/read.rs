@@ -244,8 +244,9 @@ async fn federate_inner(st: Arc<AppState>, p: super::Params) -> Result<String, A
     if sets.is_empty() {
         return Err(ApiError::bad_data("no match[] parameter provided"));
     }
-    let lookback = super::params::parse_duration_param(&st.flags.query_lookback_delta)
-        .map_err(ApiError::bad_data)?;
+    let lookback = crate::config::Duration::parse(&st.flags.query_lookback_delta)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .map_err(|e| ApiError::bad_data(e.to_string()))?;
     let now = chrono::Utc::now().timestamp_millis();
     let at = p.time("time", now)?;
     let external = st.config.read().global.external_labels.clone();

@@ -6,6 +6,8 @@ use std::str::FromStr;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
+use crate::gocompat::duration::parse_model_duration;
+
 /// Error from parsing a duration or a byte size.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -60,53 +62,12 @@ impl Duration {
         self.0.is_zero()
     }
 
-    /// Parses the Prometheus duration syntax: `0`, or units `y w d h m s ms`
-    /// in that order, each at most once, with non-negative integers.
+    /// Parses the Prometheus duration syntax (`model.ParseDuration`): `0`, or
+    /// units `y w d h m s ms` in that order, each at most once, with
+    /// non-negative integers.
     pub fn parse(s: &str) -> Result<Self, DurationError> {
-        let bad = || DurationError(format!("not a valid duration string: {s:?}"));
-        if s.is_empty() {
-            return Err(DurationError("empty duration string".to_string()));
-        }
-        if s == "0" {
-            return Ok(Duration::ZERO);
-        }
-        let bytes = s.as_bytes();
-        let mut i = 0;
-        let mut next_unit = 0;
-        let mut total: u64 = 0;
-        while i < bytes.len() {
-            let start = i;
-            while i < bytes.len() && bytes[i].is_ascii_digit() {
-                i += 1;
-            }
-            if i == start {
-                return Err(bad());
-            }
-            let n: u64 = s[start..i].parse().map_err(|_| bad())?;
-            let ustart = i;
-            while i < bytes.len() && bytes[i].is_ascii_alphabetic() {
-                i += 1;
-            }
-            let unit = &s[ustart..i];
-            let idx = MS_PER_UNIT
-                .iter()
-                .position(|(u, _)| *u == unit)
-                .ok_or_else(bad)?;
-            if idx < next_unit {
-                return Err(bad());
-            }
-            next_unit = idx + 1;
-            let add = n
-                .checked_mul(MS_PER_UNIT[idx].1)
-                .ok_or_else(|| DurationError("duration out of range".to_string()))?;
-            total = total
-                .checked_add(add)
-                .ok_or_else(|| DurationError("duration out of range".to_string()))?;
-        }
-        if total > i64::MAX as u64 / 1_000_000 {
-            return Err(DurationError("duration out of range".to_string()));
-        }
-        Ok(Duration::from_millis(total))
+        let ns = parse_model_duration(s).map_err(DurationError)?;
+        Ok(Duration(std::time::Duration::from_nanos(ns)))
     }
 }
 
@@ -163,27 +124,6 @@ impl<'de> Deserialize<'de> for Duration {
         let s = scalar_string(d)?;
         Duration::parse(&s).map_err(de::Error::custom)
     }
-}
-
-/// Parses an HTTP API duration parameter: float seconds (`15`, `0.5`,
-/// `1e3`) or a Prometheus duration (`1m30s`). Negative, NaN and infinite
-/// values are rejected.
-pub fn parse_duration_or_seconds(s: &str) -> Result<Duration, DurationError> {
-    if let Ok(f) = s.parse::<f64>() {
-        if !f.is_finite() || f < 0.0 {
-            return Err(DurationError(format!(
-                "cannot parse {s:?} to a valid duration"
-            )));
-        }
-        let ns = f * 1e9;
-        if ns > i64::MAX as f64 {
-            return Err(DurationError(format!(
-                "cannot parse {s:?} to a valid duration. It overflows int64"
-            )));
-        }
-        return Ok(Duration(std::time::Duration::from_nanos(ns.round() as u64)));
-    }
-    Duration::parse(s).map_err(|_| DurationError(format!("cannot parse {s:?} to a valid duration")))
 }
 
 /// A byte size in the `units.Base2Bytes` syntax: `0`, `512MB`, `1GiB`,

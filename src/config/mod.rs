@@ -26,7 +26,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Deserializer, Serialize};
 
 pub use alerting::{AlertingConfig, AlertmanagerConfig, TelegramConfig};
-pub use duration::{parse_duration_or_seconds, ByteSize, Duration, DurationError};
+pub use duration::{ByteSize, Duration, DurationError};
 pub use http::{Authorization, BasicAuth, HttpClientConfig, Secret, TlsConfig, TlsVersion};
 pub use relabel::{RelabelAction, RelabelConfig, RelabelRegex};
 pub use scrape::{

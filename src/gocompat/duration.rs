@@ -146,3 +146,68 @@ pub fn format_duration(d: i64) -> String {
     }
     s
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn durations_parse_as_prometheus() {
+        assert_eq!(parse_api_duration("15").unwrap(), 15_000_000_000);
+        assert_eq!(parse_api_duration("0.5").unwrap(), 500_000_000);
+        assert_eq!(parse_api_duration("1e-4").unwrap(), 100_000);
+        assert_eq!(parse_api_duration("-1").unwrap(), -1_000_000_000);
+        assert_eq!(parse_api_duration("0").unwrap(), 0);
+        assert_eq!(parse_api_duration("1m").unwrap(), 60_000_000_000);
+        assert_eq!(parse_api_duration("1h30m").unwrap(), 5_400_000_000_000);
+        assert_eq!(parse_api_duration("10ms").unwrap(), 10_000_000);
+        assert_eq!(
+            parse_api_duration("abc").unwrap_err(),
+            "cannot parse \"abc\" to a valid duration"
+        );
+        assert_eq!(
+            parse_api_duration("").unwrap_err(),
+            "cannot parse \"\" to a valid duration"
+        );
+        assert_eq!(
+            parse_api_duration("1e10").unwrap_err(),
+            "cannot parse \"1e10\" to a valid duration. It overflows int64"
+        );
+        assert!(parse_api_duration("-1m").is_err());
+        assert!(parse_api_duration("NaN").unwrap() < 0);
+        assert_eq!(parse_api_duration("1e3").unwrap(), 1_000_000_000_000);
+        // Out of Go's float range: not a float, so not a duration either.
+        assert_eq!(
+            parse_api_duration("1e400").unwrap_err(),
+            "cannot parse \"1e400\" to a valid duration"
+        );
+        assert!(parse_api_duration("1e300").is_err());
+    }
+
+    #[test]
+    fn model_durations_with_prometheus_messages() {
+        assert_eq!(
+            parse_model_duration("1y2w3d4h5m6s7ms").unwrap(),
+            33_019_506_007_000_000
+        );
+        assert_eq!(
+            parse_model_duration("1s1m").unwrap_err(),
+            "not a valid duration string: \"1s1m\""
+        );
+        assert_eq!(
+            parse_model_duration("5µs").unwrap_err(),
+            "unknown unit \"µs\" in duration \"5µs\""
+        );
+        assert_eq!(
+            parse_model_duration("").unwrap_err(),
+            "empty duration string"
+        );
+        assert_eq!(
+            parse_model_duration("300y").unwrap_err(),
+            "duration out of range"
+        );
+        assert_eq!(format_duration(90_000_000_000), "1m30s");
+        assert_eq!(format_duration(-1_500), "-1.5µs");
+    }
+}

@@ -189,10 +189,11 @@ fn unquote_piece(s: &str, quote: char) -> Result<(Vec<u8>, &str), ()> {
     })
 }
 
-/// Go's `strconv.UnquoteChar` on the body of a character constant.
-pub fn unquote_char(s: &str, quote: char) -> Result<(char, &str), ()> {
-    let (bytes, tail) = unquote_piece(s, quote)?;
-    let st = String::from_utf8(bytes).map_err(|_| ())?;
-    let c = st.chars().next().ok_or(())?;
-    Ok((c, tail))
+/// Go's `strconv.UnquoteChar` on the body of a character constant: the
+/// character and the rest, or `None` for a bad escape.
+pub fn unquote_char(s: &str, quote: char) -> Option<(char, &str)> {
+    let (bytes, tail) = unquote_piece(s, quote).ok()?;
+    let st = String::from_utf8(bytes).ok()?;
+    let c = st.chars().next()?;
+    Some((c, tail))
 }

@@ -402,12 +402,15 @@ pub fn parse_int(s: &str) -> Option<i128> {
 mod tests {
     use super::*;
 
-    /// What Prometheus 2.42 answers for `-1344823564560774.25` (a value
-    /// exactly between two shortest candidates): Go breaks the tie to even.
+    /// What Prometheus 2.42 answers for -1344823564560774.25 (the exact
+    /// value of this float, halfway between two shortest candidates): Go
+    /// breaks the tie to even.
     #[test]
     fn shortest_ties_go_to_even() {
+        let v = f64::from_bits(14_056_610_131_654_190_617);
+        assert_eq!(format!("{v:.2}"), "-1344823564560774.25");
         assert_eq!(
-            format_float(-1344823564560774.25, 'f', -1),
+            format_float(v, 'f', -1),
             "-1344823564560774.2"
         );
         assert_eq!(format_float(1e21, 'f', -1), "1000000000000000000000");

@@ -4,6 +4,7 @@
 use super::eval::{labels_bytes, Ev, Grid, Result, Sv};
 use super::functions::{kahan_inc, quantile, valid_label_name};
 use super::value::QueryError;
+use crate::gocompat::strconv::format_float;
 use promql_parser::label::Labels as NameList;
 use promql_parser::parser::token::{
     T_AVG, T_BOTTOMK, T_COUNT, T_COUNT_VALUES, T_GROUP, T_LIMITK, T_LIMIT_RATIO, T_MAX, T_MIN,
@@ -485,8 +486,8 @@ fn limit(
             if r != p {
                 ev.warn(format!(
                     "PromQL warning: ratio value should be between -1 and 1, got {}, capping to {}",
-                    go_g(p),
-                    go_g(r)
+                    format_float(p, 'g', -1),
+                    format_float(r, 'g', -1)
                 ));
             }
             for (_, members) in &groups {
@@ -521,36 +522,6 @@ fn limit(
     Ok(kept.into_series(input))
 }
 
-/// Go's `%g` (shortest digits; exponent form, with at least two exponent
-/// digits, when the exponent is below -4 or at least 6).
-fn go_g(v: f64) -> String {
-    if !v.is_finite() {
-        return format_f(v);
-    }
-    let s = format!("{v:e}");
-    let Some((mant, e)) = s.split_once('e') else {
-        return s;
-    };
-    match e.parse::<i32>() {
-        Ok(e) if (-4..6).contains(&e) => format!("{v}"),
-        Ok(e) => format!("{mant}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs()),
-        Err(_) => s,
-    }
-}
-
-/// Go's `strconv.FormatFloat(f, 'f', -1, 64)`.
-fn format_f(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v == f64::INFINITY {
-        "+Inf".into()
-    } else if v == f64::NEG_INFINITY {
-        "-Inf".into()
-    } else {
-        format!("{v}")
-    }
-}
-
 fn count_values(
     ev: &Ev<'_>,
     grouping: &Grouping<'_>,
@@ -564,7 +535,7 @@ fn count_values(
         let key = grouping.key(&s.labels);
         for (i, v) in s.vals.iter().enumerate() {
             let Some(v) = *v else { continue };
-            let l = key.with(label, &format_f(v));
+            let l = key.with(label, &format_float(v, 'f', -1));
             let gi = match index.get(&l) {
                 Some(&gi) => gi,
                 None => {
@@ -609,7 +580,7 @@ mod tests {
             (-2.5e300, "-2.5e+300"),
             (f64::INFINITY, "+Inf"),
         ] {
-            assert_eq!(go_g(v), want, "{v}");
+            assert_eq!(format_float(v, 'g', -1), want, "{v}");
         }
     }
 
@@ -625,34 +596,5 @@ mod tests {
             0xef46_db37_51d8_e999,
             "the reference xxhash64 of nothing"
         );
-    }
-
-    /// count_values' and the quantile warning's formatters against
-    /// `crate::gocompat` (kept until the callers switch over).
-    mod differential {
-        use super::*;
-        use proptest::prelude::*;
-
-        /// Equal, or the old form broke a tie between two shortest candidates
-        /// away from even where Go (and now gocompat, on Ryū) takes the even one:
-        /// both texts then read back as the same float, with the same length.
-        fn same_or_tie(new: &str, old: &str) -> bool {
-            new == old
-                || (new.len() == old.len()
-                    && new.parse::<f64>().ok().is_some()
-                    && new.parse::<f64>().ok() == old.parse::<f64>().ok())
-        }
-
-        proptest! {
-            #![proptest_config(ProptestConfig::with_cases(4000))]
-
-            #[test]
-            fn formats_match(bits in any::<u64>(), small in -1e9..1e9f64) {
-                for v in [f64::from_bits(bits), small] {
-                    prop_assert!(same_or_tie(&crate::gocompat::strconv::format_float(v, 'g', -1), &go_g(v)));
-                    prop_assert!(same_or_tie(&crate::gocompat::strconv::format_float(v, 'f', -1), &format_f(v)));
-                }
-            }
-        }
     }
 }

@@ -201,8 +201,8 @@ pub(super) fn node_string(n: &Node) -> String {
             s
         }
         Node::Template { name, pipe, .. } => match pipe {
-            None => format!("{{{{template {}}}}}", go_quote(name)),
-            Some(p) => format!("{{{{template {} {}}}}}", go_quote(name), pipe_string(p)),
+            None => format!("{{{{template {}}}}}", quote(name)),
+            Some(p) => format!("{{{{template {} {}}}}}", quote(name), pipe_string(p)),
         },
         Node::Break { .. } => "{{break}}".into(),
         Node::Continue { .. } => "{{continue}}".into(),

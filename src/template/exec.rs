@@ -238,7 +238,7 @@ impl<'t> State<'t, '_> {
     }
 
     pub(super) fn errorf(&self, msg: impl std::fmt::Display) -> String {
-        let name = go_quote(&self.tree.name);
+        let name = quote(&self.tree.name);
         match self.node {
             None => format!("template: {}: {}", self.tree.name, msg),
             Some(at) => {
@@ -510,7 +510,7 @@ impl<'t> State<'t, '_> {
     ) -> EResult<Flow> {
         self.at(At::Node(node));
         let Some(tree) = self.set.trees.get(name) else {
-            return Err(self.errorf(format!("template {} not defined", go_quote(name))));
+            return Err(self.errorf(format!("template {} not defined", quote(name))));
         };
         self.enter()?;
         let new_dot = match pipe {
@@ -624,7 +624,7 @@ impl<'t> State<'t, '_> {
             Operand::Str { val, .. } => Ok(Val::new(Value::str(val))),
             _ => Err(self.errorf(format!(
                 "can't evaluate command {}",
-                go_quote(&operand_string(first))
+                quote(&operand_string(first))
             ))),
         }
     }
@@ -726,9 +726,7 @@ impl<'t> State<'t, '_> {
         if receiver.v.is_nil() {
             if !receiver.boxed {
                 if self.set.missing_key == MissingKey::Error {
-                    return Err(
-                        self.errorf(format!("nil data; no entry for key {}", go_quote(name)))
-                    );
+                    return Err(self.errorf(format!("nil data; no entry for key {}", quote(name))));
                 }
                 return Ok(Val::new(Value::Nil));
             }
@@ -773,7 +771,7 @@ impl<'t> State<'t, '_> {
                             boxed: true,
                         }),
                         MissingKey::Error => {
-                            Err(self.errorf(format!("map has no entry for key {}", go_quote(name))))
+                            Err(self.errorf(format!("map has no entry for key {}", quote(name))))
                         }
                     },
                 };
@@ -788,7 +786,7 @@ impl<'t> State<'t, '_> {
                         MissingKey::Invalid => Ok(Val::new(Value::Nil)),
                         MissingKey::Zero => Ok(Val::new(Value::str(""))),
                         MissingKey::Error => {
-                            Err(self.errorf(format!("map has no entry for key {}", go_quote(name))))
+                            Err(self.errorf(format!("map has no entry for key {}", quote(name))))
                         }
                     },
                 };
@@ -815,7 +813,7 @@ impl<'t> State<'t, '_> {
             return Ok(Val::new(Value::Nil));
         };
         let Some(sig) = func_sig(self.set.dialect, name) else {
-            return Err(self.errorf(format!("{} is not a defined function", go_quote(name))));
+            return Err(self.errorf(format!("{} is not a defined function", quote(name))));
         };
         self.eval_call(dot, Callee::Func, sig, node, name, args, fin)
     }

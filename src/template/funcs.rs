@@ -151,12 +151,12 @@ impl State<'_, '_> {
             "humanize1024" => Value::from(humanize1024(convert_to_float(&a[0])?)),
             "humanizePercentage" => Value::from(format!(
                 "{}%",
-                go_ftoa(convert_to_float(&a[0])? * 100.0, 'g', 4)
+                format_float(convert_to_float(&a[0])? * 100.0, 'g', 4)
             )),
             "humanizeTimestamp" => {
                 let v = convert_to_float(&a[0])?;
                 if v.is_nan() || v.is_infinite() {
-                    Value::from(go_ftoa(v, 'g', 4))
+                    Value::from(format_float(v, 'g', 4))
                 } else {
                     Value::from(time_string(float_to_time(v)?))
                 }
@@ -164,7 +164,7 @@ impl State<'_, '_> {
             "toTime" => Value::Time(float_to_time(convert_to_float(&a[0])?)?),
             "pathPrefix" => Value::str(&self.env.path_prefix),
             "externalURL" => Value::str(&self.env.external_url),
-            "parseDuration" => Value::Float(parse_prom_duration(s0)? as f64 / 1e9),
+            "parseDuration" => Value::Float(parse_model_duration(s0)? as f64 / 1e9),
             // --- Alertmanager
             "trimSpace" => Value::str(s0.trim()),
             "join" => {
@@ -196,7 +196,7 @@ impl State<'_, '_> {
                 json_encode(&mut s, &a[0])?;
                 Value::from(s)
             }
-            _ => return Err(format!("{} is not a defined function", go_quote(name))),
+            _ => return Err(format!("{} is not a defined function", quote(name))),
         })
     }
 }
@@ -235,7 +235,7 @@ pub(super) fn call_method(recv: &Value, name: &str, a: &[Value]) -> Result<Value
             "Milliseconds" => Value::Int(d / 1_000_000),
             "Microseconds" => Value::Int(d / 1_000),
             "Nanoseconds" => Value::Int(*d),
-            "String" => Value::from(duration_string(*d)),
+            "String" => Value::from(format_duration(*d)),
             _ => Value::Nil,
         }),
         Value::StrMap(m) => Ok(match name {
@@ -372,7 +372,7 @@ pub(super) fn convert_to_float(v: &Value) -> Result<f64, String> {
 
 pub(super) fn humanize(mut v: f64) -> String {
     if v == 0.0 || v.is_nan() || v.is_infinite() {
-        return go_ftoa(v, 'g', 4);
+        return format_float(v, 'g', 4);
     }
     let mut prefix = "";
     if v.abs() >= 1.0 {
@@ -392,12 +392,12 @@ pub(super) fn humanize(mut v: f64) -> String {
             v *= 1000.0;
         }
     }
-    format!("{}{}", go_ftoa(v, 'g', 4), prefix)
+    format!("{}{}", format_float(v, 'g', 4), prefix)
 }
 
 pub(super) fn humanize1024(mut v: f64) -> String {
     if v.abs() <= 1.0 || v.is_nan() || v.is_infinite() {
-        return go_ftoa(v, 'g', 4);
+        return format_float(v, 'g', 4);
     }
     let mut prefix = "";
     for p in ["ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"] {
@@ -407,15 +407,15 @@ pub(super) fn humanize1024(mut v: f64) -> String {
         prefix = p;
         v /= 1024.0;
     }
-    format!("{}{}", go_ftoa(v, 'g', 4), prefix)
+    format!("{}{}", format_float(v, 'g', 4), prefix)
 }
 
 pub(super) fn humanize_duration(mut v: f64) -> String {
     if v.is_nan() || v.is_infinite() {
-        return go_ftoa(v, 'g', 4);
+        return format_float(v, 'g', 4);
     }
     if v == 0.0 {
-        return format!("{}s", go_ftoa(v, 'g', 4));
+        return format!("{}s", format_float(v, 'g', 4));
     }
     if v.abs() >= 1.0 {
         let mut sign = "";
@@ -434,7 +434,7 @@ pub(super) fn humanize_duration(mut v: f64) -> String {
         if minutes != 0 {
             return format!("{sign}{minutes}m {seconds}s");
         }
-        return format!("{sign}{}s", go_ftoa(v, 'g', 4));
+        return format!("{sign}{}s", format_float(v, 'g', 4));
     }
     let mut prefix = "";
     for p in ["m", "u", "n", "p", "f", "a", "z", "y"] {
@@ -444,7 +444,7 @@ pub(super) fn humanize_duration(mut v: f64) -> String {
         prefix = p;
         v *= 1000.0;
     }
-    format!("{}{}s", go_ftoa(v, 'g', 4), prefix)
+    format!("{}{}s", format_float(v, 'g', 4), prefix)
 }
 
 /// Prometheus' `floatToTime`: millisecond precision, like `model.Time`.
@@ -465,67 +465,6 @@ pub(super) fn float_to_time(v: f64) -> Result<Time, String> {
         secs: ms.div_euclid(1000),
         nanos: (ms.rem_euclid(1000) * 1_000_000) as u32,
     })
-}
-
-/// `model.ParseDuration` (Prometheus duration syntax), in nanoseconds.
-pub(super) fn parse_prom_duration(s: &str) -> Result<i64, String> {
-    match s {
-        "0" => return Ok(0),
-        "" => return Err("empty duration string".into()),
-        _ => {}
-    }
-    let invalid = || format!("not a valid duration string: {}", go_quote(s));
-    let units: [(&str, u64); 7] = [
-        ("y", 365 * 24 * 3600 * 1_000_000_000),
-        ("w", 7 * 24 * 3600 * 1_000_000_000),
-        ("d", 24 * 3600 * 1_000_000_000),
-        ("h", 3600 * 1_000_000_000),
-        ("m", 60 * 1_000_000_000),
-        ("s", 1_000_000_000),
-        ("ms", 1_000_000),
-    ];
-    let b = s.as_bytes();
-    let mut i = 0;
-    let mut last_unit = 0;
-    let mut dur: u64 = 0;
-    while i < b.len() {
-        if !b[i].is_ascii_digit() {
-            return Err(invalid());
-        }
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        let v: u64 = s[start..i].parse().map_err(|_| invalid())?;
-        let ustart = i;
-        while i < b.len() && !b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if ustart == i {
-            return Err(invalid());
-        }
-        let u = &s[ustart..i];
-        let Some(pos) = units.iter().position(|(n, _)| *n == u) else {
-            return Err(format!(
-                "unknown unit {} in duration {}",
-                go_quote(u),
-                go_quote(s)
-            ));
-        };
-        if pos < last_unit {
-            return Err(invalid());
-        }
-        last_unit = pos + 1;
-        let mult = units[pos].1;
-        if v > (1u64 << 63) / mult {
-            return Err("duration out of range".into());
-        }
-        dur += v * mult;
-        if dur > (1u64 << 63) - 1 {
-            return Err("duration out of range".into());
-        }
-    }
-    Ok(dur as i64)
 }
 
 /// Go's `net.SplitHostPort`.
@@ -707,7 +646,7 @@ pub(super) fn regexp_quote(s: &str) -> String {
     if can_backquote(s) {
         format!("`{s}`")
     } else {
-        go_quote(s)
+        quote(s)
     }
 }
 
@@ -1009,7 +948,7 @@ pub(super) fn query_unescape(s: &str) -> Result<String, String> {
                     .filter(|h| h.bytes().all(|c| c.is_ascii_hexdigit()));
                 let Some(h) = hex else {
                     let bad: String = s[i..].chars().take(3).collect();
-                    return Err(format!("invalid URL escape {}", go_quote(&bad)));
+                    return Err(format!("invalid URL escape {}", quote(&bad)));
                 };
                 out.push(u8::from_str_radix(h, 16).map_err(|e| e.to_string())?);
                 i += 3;
@@ -1050,11 +989,14 @@ pub(super) fn json_encode(out: &mut String, v: &Value) -> Result<(), String> {
         }
         Value::Float(f) => {
             if f.is_nan() || f.is_infinite() {
-                return Err(format!("json: unsupported value: {}", go_ftoa(*f, 'g', -1)));
+                return Err(format!(
+                    "json: unsupported value: {}",
+                    format_float(*f, 'g', -1)
+                ));
             }
             let a = f.abs();
             if a != 0.0 && !(1e-6..1e21).contains(&a) {
-                let s = go_ftoa(*f, 'e', -1);
+                let s = format_float(*f, 'e', -1);
                 // Clean up e-09 to e-9.
                 let s = match s.find("e-0") {
                     Some(p) => format!("{}e-{}", &s[..p], &s[p + 3..]),
@@ -1062,7 +1004,7 @@ pub(super) fn json_encode(out: &mut String, v: &Value) -> Result<(), String> {
                 };
                 out.push_str(&s);
             } else {
-                out.push_str(&go_ftoa(*f, 'f', -1));
+                out.push_str(&format_float(*f, 'f', -1));
             }
         }
         Value::Str(s) => json_string(out, s),

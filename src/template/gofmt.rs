@@ -1,4 +1,5 @@
-//! Go's `fmt` verbs, `strconv.FormatFloat` and quoting, as templates print values.
+//! Go's `fmt` verbs as templates print values, on `crate::gocompat`'s
+//! number formatting and quoting.
 
 use super::*;
 
@@ -43,7 +44,7 @@ pub(super) fn pad(out: &mut String, s: &str, f: &Fl) {
 pub(super) fn stringer(v: &Value) -> Option<String> {
     match v {
         Value::Time(t) => Some(time_string(*t)),
-        Value::Duration(d) => Some(duration_string(*d)),
+        Value::Duration(d) => Some(format_duration(*d)),
         Value::StrMap(m) if m.kv => Some(kv_string(&m.map)),
         Value::List(l) if l.type_name == T_PAIRS => Some(pairs_string(&l.items)),
         _ => None,
@@ -284,7 +285,7 @@ pub(super) fn fmt_float(out: &mut String, v: &Value, x: f64, verb: char, f: &Fl)
         }
     };
     let prec = f.prec.map(|p| p as i32).unwrap_or(default_prec);
-    let mut num = go_ftoa(x, fc, prec);
+    let mut num = format_float(x, fc, prec);
     if !num.starts_with(['-', '+']) {
         num.insert(0, '+');
     }
@@ -321,7 +322,7 @@ pub(super) fn fmt_string(out: &mut String, s: &str, verb: char, f: &Fl) {
         }
     };
     match verb {
-        'v' if f.sharp_v => pad(out, &go_quote(&truncate(s)), f),
+        'v' if f.sharp_v => pad(out, &quote(&truncate(s)), f),
         'v' | 's' => pad(out, &truncate(s), f),
         'x' | 'X' => {
             let digits: &[u8] = if verb == 'X' {
@@ -374,9 +375,9 @@ pub(super) fn fmt_string(out: &mut String, s: &str, verb: char, f: &Fl) {
             let q = if f.sharp && can_backquote(&s) {
                 format!("`{s}`")
             } else if f.plus {
-                go_quote_ascii(&s)
+                quote_ascii(&s)
             } else {
-                go_quote(&s)
+                quote(&s)
             };
             pad(out, &q, f);
         }
@@ -601,247 +602,6 @@ pub(super) fn sprintf(format: &str, a: &[Value]) -> String {
         out.push(')');
     }
     out
-}
-
-// ---------------------------------------------------------------------------
-// Float formatting (strconv.FormatFloat)
-// ---------------------------------------------------------------------------
-
-/// Decimal digits (no trailing zeros) and decimal-point position of `a >= 0`:
-/// shortest round-trip digits when `n` is `None`, else `n` significant digits
-/// rounded half-to-even on the exact binary value (as Go).
-pub(super) fn float_digits(a: f64, n: Option<usize>) -> (Vec<u8>, i32) {
-    if a == 0.0 {
-        return (Vec::new(), 0);
-    }
-    let s = match n {
-        None => format!("{a:e}"),
-        // An f64 has at most 767 significant decimal digits; more are zeros
-        // (and `format!` precisions stop at 65535).
-        Some(n) => format!("{:.*e}", n.clamp(1, 800) - 1, a),
-    };
-    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    let mut d: Vec<u8> = mant.bytes().filter(u8::is_ascii_digit).collect();
-    while d.last() == Some(&b'0') {
-        d.pop();
-    }
-    if d.is_empty() {
-        return (Vec::new(), 0);
-    }
-    (d, exp + 1)
-}
-
-/// Go's `strconv.FormatFloat(v, fmt, prec, 64)` for `e E f g G`.
-pub(super) fn go_ftoa(v: f64, fmt: char, prec: i32) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let neg = v.is_sign_negative();
-    let a = v.abs();
-    let shortest = prec < 0;
-    if fmt == 'f' && !shortest {
-        // An f64 has at most 1074 fractional digits; the rest are zeros (and
-        // `format!` precisions stop at 65535).
-        let p = prec as usize;
-        let mut s = format!("{:.*}", p.min(1100), a);
-        s.extend(std::iter::repeat_n('0', p.saturating_sub(1100)));
-        return if neg { format!("-{s}") } else { s };
-    }
-    let (d, dp) = if shortest {
-        float_digits(a, None)
-    } else {
-        match fmt {
-            'e' | 'E' => float_digits(a, Some(prec as usize + 1)),
-            _ => float_digits(a, Some(if prec == 0 { 1 } else { prec as usize })),
-        }
-    };
-    let nd = d.len() as i32;
-    let mut prec = prec;
-    if shortest {
-        prec = match fmt {
-            'e' | 'E' => (nd - 1).max(0),
-            'f' => (nd - dp).max(0),
-            _ => nd,
-        };
-    }
-    match fmt {
-        'e' | 'E' => fmt_e(neg, &d, dp, prec, fmt),
-        'f' => fmt_f(neg, &d, dp, prec),
-        _ => {
-            let mut eprec = prec;
-            if eprec > nd && nd >= dp {
-                eprec = nd;
-            }
-            if shortest {
-                eprec = 6;
-            }
-            let exp = dp - 1;
-            if exp < -4 || exp >= eprec {
-                if prec > nd {
-                    prec = nd;
-                }
-                return fmt_e(neg, &d, dp, prec - 1, if fmt == 'G' { 'E' } else { 'e' });
-            }
-            if prec > dp {
-                prec = nd;
-            }
-            fmt_f(neg, &d, dp, (prec - dp).max(0))
-        }
-    }
-}
-
-pub(super) fn fmt_e(neg: bool, d: &[u8], dp: i32, prec: i32, fmt: char) -> String {
-    let mut s = String::new();
-    if neg {
-        s.push('-');
-    }
-    s.push(d.first().map_or('0', |c| *c as char));
-    if prec > 0 {
-        s.push('.');
-        let m = (d.len() as i32).min(prec + 1);
-        let mut i = 1;
-        while i < m {
-            s.push(d[i as usize] as char);
-            i += 1;
-        }
-        while i <= prec {
-            s.push('0');
-            i += 1;
-        }
-    }
-    s.push(fmt);
-    let mut exp = dp - 1;
-    if d.is_empty() {
-        exp = 0;
-    }
-    if exp < 0 {
-        s.push('-');
-        exp = -exp;
-    } else {
-        s.push('+');
-    }
-    if exp < 10 {
-        s.push('0');
-    }
-    let _ = write!(s, "{exp}");
-    s
-}
-
-pub(super) fn fmt_f(neg: bool, d: &[u8], dp: i32, prec: i32) -> String {
-    let mut s = String::new();
-    if neg {
-        s.push('-');
-    }
-    if dp > 0 {
-        let m = (d.len() as i32).min(dp);
-        for c in &d[..m as usize] {
-            s.push(*c as char);
-        }
-        for _ in m..dp {
-            s.push('0');
-        }
-    } else {
-        s.push('0');
-    }
-    if prec > 0 {
-        s.push('.');
-        for i in 1..=prec {
-            let j = dp + i - 1;
-            s.push(if j >= 0 && j < d.len() as i32 {
-                d[j as usize] as char
-            } else {
-                '0'
-            });
-        }
-    }
-    s
-}
-
-// ---------------------------------------------------------------------------
-// Quoting
-// ---------------------------------------------------------------------------
-
-/// Approximates Go's `unicode.IsPrint` (letters, marks, numbers, punctuation,
-/// symbols and ASCII space).
-pub(super) fn is_print(c: char) -> bool {
-    let u = c as u32;
-    if c == ' ' {
-        return true;
-    }
-    if c.is_control() || c.is_whitespace() {
-        return false;
-    }
-    !matches!(u,
-        0xAD | 0x600..=0x605 | 0x61C | 0x6DD | 0x70F | 0x180E | 0x200B..=0x200F | 0x202A..=0x202E
-        | 0x2060..=0x206F | 0xD800..=0xF8FF | 0xFDD0..=0xFDEF | 0xFEFF | 0xFFF9..=0xFFFB | 0xFFFE | 0xFFFF
-        | 0xE0001 | 0xE0020..=0xE007F | 0xF0000..)
-}
-
-pub(super) fn quote_with(s: &str, quote: char, ascii_only: bool) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push(quote);
-    for c in s.chars() {
-        if c == quote || c == '\\' {
-            out.push('\\');
-            out.push(c);
-            continue;
-        }
-        let printable = if ascii_only {
-            c.is_ascii() && is_print(c)
-        } else {
-            is_print(c)
-        };
-        if printable {
-            out.push(c);
-            continue;
-        }
-        match c {
-            '\x07' => out.push_str("\\a"),
-            '\x08' => out.push_str("\\b"),
-            '\x0c' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\x0b' => out.push_str("\\v"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c if (c as u32) < 0x10000 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => {
-                let _ = write!(out, "\\U{:08x}", c as u32);
-            }
-        }
-    }
-    out.push(quote);
-    out
-}
-
-/// Go's `strconv.Quote`.
-pub(super) fn go_quote(s: &str) -> String {
-    quote_with(s, '"', false)
-}
-
-pub(super) fn go_quote_ascii(s: &str) -> String {
-    quote_with(s, '"', true)
-}
-
-pub(super) fn quote_rune(c: char, ascii_only: bool) -> String {
-    quote_with(&c.to_string(), '\'', ascii_only)
-}
-
-pub(super) fn can_backquote(s: &str) -> bool {
-    s.chars()
-        .all(|c| c != '`' && c != '\u{FEFF}' && (c == '\t' || !c.is_control()))
 }
 
 /// `%#U`-style description of a character for lexer errors.

@@ -93,9 +93,9 @@ pub(super) fn item_desc(it: &Item) -> String {
         t if t.is_keyword() => format!("<{}>", it.val),
         _ if it.val.chars().count() > 10 => {
             let s: String = it.val.chars().take(10).collect();
-            format!("{}...", go_quote(&s))
+            format!("{}...", quote(&s))
         }
-        _ => go_quote(&it.val),
+        _ => quote(&it.val),
     }
 }
 
@@ -577,12 +577,12 @@ impl Lexer<'_> {
 
     pub(super) fn lex_number(&mut self) -> St {
         if !self.scan_number() {
-            let s = go_quote(&self.input[self.start..self.pos]);
+            let s = quote(&self.input[self.start..self.pos]);
             return self.errorf(format!("bad number syntax: {s}"));
         }
         if matches!(self.peek(), Some('+' | '-')) {
             if !self.scan_number() || !self.input[..self.pos].ends_with('i') {
-                let s = go_quote(&self.input[self.start..self.pos]);
+                let s = quote(&self.input[self.start..self.pos]);
                 return self.errorf(format!("bad number syntax: {s}"));
             }
             self.emit(It::Complex);

@@ -102,6 +102,12 @@ use lex::*;
 use parse::*;
 use time::*;
 
+use crate::gocompat::duration::{format_duration, parse_model_duration};
+use crate::gocompat::quote::{
+    can_backquote, is_print, quote, quote_ascii, quote_rune, unquote, unquote_char,
+};
+use crate::gocompat::strconv::{format_float, parse_float, parse_int, FloatError};
+
 // ===========================================================================
 // Values
 // ===========================================================================
@@ -499,8 +505,8 @@ impl Template {
         let Some(tree) = self.trees.get(name) else {
             return Err(format!(
                 "template: no template {} associated with template {}",
-                go_quote(name),
-                go_quote(&self.name)
+                quote(name),
+                quote(&self.name)
             ));
         };
         let mut st = State {

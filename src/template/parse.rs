@@ -126,7 +126,7 @@ impl Parser<'_> {
             } else if !is_empty_tree(&root) {
                 return Err(self.errorf(format!(
                     "template: multiple definition of template {}",
-                    go_quote(&name)
+                    quote(&name)
                 )));
             }
             return Ok(());
@@ -169,7 +169,7 @@ impl Parser<'_> {
         if t.typ != It::String && t.typ != It::RawString {
             return Err(self.unexpected(&t, CTX));
         }
-        let name = go_unquote(&t.val).map_err(|e| self.errorf(e))?;
+        let name = unquote(&t.val).map_err(|e| self.errorf(e))?;
         self.expect(It::RightDelim, CTX)?;
         let saved = self.new_tree_scope();
         let (list, end) = self.item_list()?;
@@ -294,7 +294,7 @@ impl Parser<'_> {
 
     pub(super) fn parse_template_name(&mut self, t: &Item, context: &str) -> PResult<String> {
         match t.typ {
-            It::String | It::RawString => go_unquote(&t.val).map_err(|e| self.errorf(e)),
+            It::String | It::RawString => unquote(&t.val).map_err(|e| self.errorf(e)),
             _ => Err(self.unexpected(t, context)),
         }
     }
@@ -485,7 +485,7 @@ impl Parser<'_> {
             | Operand::Dot { .. }) => {
                 return Err(self.errorf(format!(
                     "unexpected . after term {}",
-                    go_quote(&operand_string(&n))
+                    quote(&operand_string(&n))
                 )));
             }
             n => Operand::Chain {
@@ -502,7 +502,7 @@ impl Parser<'_> {
         Ok(Some(match t.typ {
             It::Identifier => {
                 if func_sig(self.dialect, &t.val).is_none() {
-                    return Err(self.errorf(format!("function {} not defined", go_quote(&t.val))));
+                    return Err(self.errorf(format!("function {} not defined", quote(&t.val))));
                 }
                 Operand::Ident { pos, name: t.val }
             }
@@ -510,7 +510,7 @@ impl Parser<'_> {
             It::Nil => Operand::Nil { pos },
             It::Variable => {
                 if !self.vars.contains(&t.val) {
-                    return Err(self.errorf(format!("undefined variable {}", go_quote(&t.val))));
+                    return Err(self.errorf(format!("undefined variable {}", quote(&t.val))));
                 }
                 Operand::Var {
                     pos,
@@ -541,7 +541,7 @@ impl Parser<'_> {
                 Operand::Pipe(Box::new(p))
             }
             It::String | It::RawString => {
-                let val = go_unquote(&t.val).map_err(|e| self.errorf(e))?;
+                let val = unquote(&t.val).map_err(|e| self.errorf(e))?;
                 Operand::Str {
                     pos,
                     quoted: t.val,
@@ -560,7 +560,7 @@ impl Parser<'_> {
 pub(super) fn parse_number_literal(text: &str, typ: It) -> Result<Num, String> {
     if typ == It::CharConstant {
         let inner = &text[1..];
-        let (c, tail) = go_unquote_char(inner, '\'').map_err(|_| "invalid syntax".to_string())?;
+        let (c, tail) = unquote_char(inner, '\'').ok_or_else(|| "invalid syntax".to_string())?;
         if tail != "'" {
             return Err(format!("malformed character constant: {text}"));
         }
@@ -569,7 +569,7 @@ pub(super) fn parse_number_literal(text: &str, typ: It) -> Result<Num, String> {
     if typ == It::Complex || text.ends_with('i') {
         return Ok(Num::Complex);
     }
-    if let Some(i) = go_parse_int(text) {
+    if let Some(i) = parse_int(text) {
         if let Ok(v) = i64::try_from(i) {
             return Ok(Num::Int(v));
         }
@@ -582,207 +582,23 @@ pub(super) fn parse_number_literal(text: &str, typ: It) -> Result<Num, String> {
         && !text.contains(['p', 'P']);
     if let Ok(f) = go_parse_float(text) {
         if !text.contains(['.', 'e', 'E', 'p', 'P']) || is_hex_int {
-            return Err(format!("integer overflow: {}", go_quote(text)));
+            return Err(format!("integer overflow: {}", quote(text)));
         }
         return Ok(Num::Float(f));
     }
-    Err(format!("illegal number syntax: {}", go_quote(text)))
+    Err(format!("illegal number syntax: {}", quote(text)))
 }
 
-/// Go's `strconv.ParseInt(s, 0, 64)` syntax, without the range check.
-pub(super) fn go_parse_int(s: &str) -> Option<i128> {
-    let (neg, body) = match s.as_bytes().first()? {
-        b'+' => (false, &s[1..]),
-        b'-' => (true, &s[1..]),
-        _ => (false, s),
-    };
-    let lower = body.to_ascii_lowercase();
-    let (base, digits, prefixed) = if let Some(d) = lower.strip_prefix("0x") {
-        (16, d, true)
-    } else if let Some(d) = lower.strip_prefix("0o") {
-        (8, d, true)
-    } else if let Some(d) = lower.strip_prefix("0b") {
-        (2, d, true)
-    } else if lower.len() > 1 && lower.starts_with('0') {
-        (8, &lower[1..], true)
-    } else {
-        (10, lower.as_str(), false)
-    };
-    if digits.is_empty() {
-        return None;
-    }
-    // Underscores only between digits, or right after a base prefix.
-    let b = digits.as_bytes();
-    for (i, &c) in b.iter().enumerate() {
-        if c == b'_' {
-            let prev_ok = if i == 0 { prefixed } else { b[i - 1] != b'_' };
-            if !prev_ok || i + 1 == b.len() || b[i + 1] == b'_' {
-                return None;
-            }
-        }
-    }
-    let mut v: i128 = 0;
-    let mut any = false;
-    for c in digits.chars() {
-        if c == '_' {
-            continue;
-        }
-        let d = c.to_digit(base)?;
-        v = v
-            .checked_mul(i128::from(base))?
-            .checked_add(i128::from(d))?;
-        if v > i128::from(u64::MAX) * 2 {
-            return Some(v); // out of range either way
-        }
-        any = true;
-    }
-    if !any {
-        return None;
-    }
-    Some(if neg { -v } else { v })
-}
-
-/// Go's `strconv.ParseFloat(s, 64)` (decimal forms, `inf`, `nan`).
+/// Go's `strconv.ParseFloat(s, 64)` (decimal forms, `inf`, `nan`) with Go's
+/// error texts.
 pub(super) fn go_parse_float(s: &str) -> Result<f64, &'static str> {
-    let body = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let lower = body.to_ascii_lowercase();
-    let special = matches!(lower.as_str(), "inf" | "infinity" | "nan");
-    if !special
-        && (body.is_empty()
-            || !body
-                .bytes()
-                .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'e' | b'E' | b'+' | b'-'))
-            || !body.bytes().any(|b| b.is_ascii_digit()))
-    {
-        return Err("invalid syntax");
-    }
-    if special && lower == "nan" && body.len() != s.len() {
-        return Err("invalid syntax");
-    }
-    match s.parse::<f64>() {
-        Ok(f) if f.is_infinite() && !special => Err("value out of range"),
+    match parse_float(s.as_bytes()) {
         Ok(f) => Ok(f),
+        Err(FloatError::Range) => Err("value out of range"),
         Err(_) => Err("invalid syntax"),
     }
 }
 
 pub(super) fn parse_float_err(s: &str, e: &str) -> String {
-    format!("strconv.ParseFloat: parsing {}: {}", go_quote(s), e)
-}
-
-/// Go's `strconv.Unquote` for `"…"`, `` `…` `` and `'…'`.
-pub(super) fn go_unquote(s: &str) -> Result<String, String> {
-    let err = || "invalid syntax".to_string();
-    let q = s.chars().next().ok_or_else(err)?;
-    if s.len() < 2 || !s.ends_with(q) {
-        return Err(err());
-    }
-    let inner = &s[1..s.len() - 1];
-    match q {
-        '`' => {
-            if inner.contains('`') {
-                return Err(err());
-            }
-            Ok(inner.replace('\r', ""))
-        }
-        '"' | '\'' => {
-            let mut bytes: Vec<u8> = Vec::new();
-            let mut rest = inner;
-            let mut count = 0;
-            while !rest.is_empty() {
-                if rest.starts_with(q) && q == '"' {
-                    return Err(err());
-                }
-                if rest.starts_with('\n') {
-                    return Err(err());
-                }
-                let (piece, tail) = go_unquote_piece(rest, q).map_err(|_| err())?;
-                bytes.extend_from_slice(&piece);
-                rest = tail;
-                count += 1;
-            }
-            if q == '\'' && count != 1 {
-                return Err(err());
-            }
-            Ok(String::from_utf8_lossy(&bytes).into_owned())
-        }
-        _ => Err(err()),
-    }
-}
-
-/// One (possibly escaped) character of a quoted literal, as UTF-8 bytes
-/// (`\x`/octal escapes give single bytes).
-pub(super) fn go_unquote_piece(s: &str, quote: char) -> Result<(Vec<u8>, &str), ()> {
-    let mut chars = s.chars();
-    let c = chars.next().ok_or(())?;
-    if c != '\\' {
-        if c == quote && quote == '\'' {
-            return Err(());
-        }
-        let mut b = [0u8; 4];
-        return Ok((c.encode_utf8(&mut b).as_bytes().to_vec(), chars.as_str()));
-    }
-    let e = chars.next().ok_or(())?;
-    let rest = chars.as_str();
-    let simple = |ch: char| {
-        let mut b = [0u8; 4];
-        ch.encode_utf8(&mut b).as_bytes().to_vec()
-    };
-    Ok(match e {
-        'a' => (vec![7], rest),
-        'b' => (vec![8], rest),
-        'f' => (vec![12], rest),
-        'n' => (vec![b'\n'], rest),
-        'r' => (vec![b'\r'], rest),
-        't' => (vec![b'\t'], rest),
-        'v' => (vec![11], rest),
-        '\\' => (vec![b'\\'], rest),
-        '\'' | '"' => {
-            if e != quote {
-                return Err(());
-            }
-            (vec![e as u8], rest)
-        }
-        'x' | 'u' | 'U' => {
-            let n = match e {
-                'x' => 2,
-                'u' => 4,
-                _ => 8,
-            };
-            let hex = rest.get(..n).ok_or(())?;
-            let v = u32::from_str_radix(hex, 16).map_err(|_| ())?;
-            if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(());
-            }
-            if e == 'x' {
-                if quote == '\'' {
-                    (simple(char::from_u32(v).ok_or(())?), &rest[n..])
-                } else {
-                    (vec![v as u8], &rest[n..])
-                }
-            } else {
-                (simple(char::from_u32(v).ok_or(())?), &rest[n..])
-            }
-        }
-        '0'..='7' => {
-            let oct = s.get(1..4).ok_or(())?;
-            if !oct.bytes().all(|b| (b'0'..=b'7').contains(&b)) {
-                return Err(());
-            }
-            let v = u32::from_str_radix(oct, 8).map_err(|_| ())?;
-            if v > 255 {
-                return Err(());
-            }
-            (vec![v as u8], &s[4..])
-        }
-        _ => return Err(()),
-    })
-}
-
-/// Go's `strconv.UnquoteChar` on the body of a character constant.
-pub(super) fn go_unquote_char(s: &str, quote: char) -> Result<(char, &str), ()> {
-    let (bytes, tail) = go_unquote_piece(s, quote)?;
-    let st = String::from_utf8(bytes).map_err(|_| ())?;
-    let c = st.chars().next().ok_or(())?;
-    Ok((c, tail))
+    format!("strconv.ParseFloat: parsing {}: {}", quote(s), e)
 }

@@ -242,7 +242,7 @@ fn float_formatting_edge_cases() {
         (99999.0, 'g', 4, "1e+05"),
     ];
     for (v, f, p, want) in cases {
-        assert_eq!(go_ftoa(*v, *f, *p), *want, "{v} {f} {p}");
+        assert_eq!(format_float(*v, *f, *p), *want, "{v} {f} {p}");
     }
 }
 
@@ -1139,21 +1139,21 @@ fn time_and_duration_formatting() {
         (-90_000_000_000, "-1m30s"),
         (3_600_000_000_000, "1h0m0s"),
     ] {
-        assert_eq!(duration_string(d), want);
+        assert_eq!(format_duration(d), want);
     }
     assert_eq!(
-        parse_prom_duration("1y2w3d4h5m6s7ms").unwrap(),
+        parse_model_duration("1y2w3d4h5m6s7ms").unwrap(),
         ((365 + 14 + 3) * 86400 + 4 * 3600 + 5 * 60 + 6) * 1_000_000_000 + 7_000_000
     );
     assert_eq!(
-        parse_prom_duration("1m1h").unwrap_err(),
+        parse_model_duration("1m1h").unwrap_err(),
         r#"not a valid duration string: "1m1h""#
     );
     assert_eq!(
-        parse_prom_duration("").unwrap_err(),
+        parse_model_duration("").unwrap_err(),
         "empty duration string"
     );
-    assert_eq!(parse_prom_duration("0").unwrap(), 0);
+    assert_eq!(parse_model_duration("0").unwrap(), 0);
 }
 
 fn time_layout_rfc3339() -> &'static str {
@@ -1162,10 +1162,7 @@ fn time_layout_rfc3339() -> &'static str {
 
 #[test]
 fn helpers() {
-    assert_eq!(
-        go_quote("a\u{7}\u{1}é\u{200b}😀\\"),
-        r#""a\a\x01é\u200b😀\\""#
-    );
+    assert_eq!(quote("a\u{7}\u{1}é\u{200b}😀\\"), r#""a\a\x01é\u200b😀\\""#);
     assert_eq!(
         title_case("hello_world foo-bar x.y 1st", false),
         "Hello_world Foo-Bar X.y 1st"
@@ -1178,9 +1175,9 @@ fn helpers() {
     assert_eq!(go_parse_float("1e400").unwrap_err(), "value out of range");
     assert_eq!(go_parse_float("0x10").unwrap_err(), "invalid syntax");
     assert_eq!(go_parse_float("-Inf").unwrap(), f64::NEG_INFINITY);
-    assert_eq!(go_unquote(r#""\u00e9\t""#).unwrap(), "é\t");
-    assert!(go_unquote(r#""\'""#).is_err());
-    assert_eq!(go_unquote("'\\''").unwrap(), "'");
+    assert_eq!(unquote(r#""\u00e9\t""#).unwrap(), "é\t");
+    assert!(unquote(r#""\'""#).is_err());
+    assert_eq!(unquote("'\\''").unwrap(), "'");
 }
 
 #[test]
@@ -1244,103 +1241,5 @@ fn fuzz_inputs_do_not_panic() {
     let long = "a {{- if .t -}} {{ range $i, $v := .a }}{{ printf \"%05.1f\" $v }}{{ else }}none{{ end }}{{ end }} {{ template \"x\" . }}{{ define \"x\" }}{{ .s | html | js }}{{ end }}";
     for n in 0..long.len() {
         crate::fuzzing::template(&long.as_bytes()[..n]);
-    }
-}
-
-/// The template's Go helpers against their moved copies in `crate::gocompat`
-/// (kept until the callers switch over, then deleted with this module).
-mod differential {
-    use super::*;
-    use crate::gocompat::{duration as gd, quote as gq, strconv as gs};
-    use proptest::prelude::*;
-
-    /// Equal, or the old form broke a tie between two shortest candidates
-    /// away from even where Go (and now gocompat, on Ryū) takes the even one:
-    /// both texts then read back as the same float, with the same length.
-    fn same_or_tie(new: &str, old: &str) -> bool {
-        new == old
-            || (new.len() == old.len()
-                && new.parse::<f64>().ok().is_some()
-                && new.parse::<f64>().ok() == old.parse::<f64>().ok())
-    }
-
-    fn any_float() -> impl Strategy<Value = f64> {
-        prop_oneof![
-            any::<u64>().prop_map(f64::from_bits),
-            -1e7..1e7f64,
-            (-400i32..400, 1u32..1000).prop_map(|(e, m)| f64::from(m) * 10f64.powi(e)),
-            (-2_000_000i64..2_000_000).prop_map(|i| i as f64),
-        ]
-    }
-
-    fn numberish() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[-+]?[0-9]{0,6}(\\.[0-9]{0,6})?([eE][-+]?[0-9]{0,4})?",
-            "[-+]?(inf|Inf|infinity|nan|NaN|0x1p3|1_0)",
-            "[-+0-9a-zA-Z._]{0,12}",
-        ]
-    }
-
-    fn durationish() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "([0-9]{1,4}(y|w|d|h|m|s|ms|us|µs|ns|x)){0,4}",
-            "[0-9]{15,22}(y|d|ms)",
-            "[-+0-9.a-z ]{0,10}",
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4000))]
-
-        #[test]
-        fn format_float_matches_go_ftoa(
-            v in any_float(),
-            fmt in prop::sample::select(vec!['e', 'E', 'f', 'g', 'G']),
-            prec in -1i32..40,
-        ) {
-            let (new, old) = (gs::format_float(v, fmt, prec), go_ftoa(v, fmt, prec));
-            prop_assert!(same_or_tie(&new, &old), "{v:e} {fmt} {prec}: new {new} old {old}");
-        }
-
-        #[test]
-        fn quoting_matches(s in "\\PC{0,12}|[\\x00-\\x7f]{0,12}|[\\u{80}-\\u{3000}]{0,6}") {
-            prop_assert_eq!(gq::quote(&s), go_quote(&s));
-            prop_assert_eq!(gq::quote_ascii(&s), go_quote_ascii(&s));
-            prop_assert_eq!(gq::can_backquote(&s), can_backquote(&s));
-            for c in s.chars() {
-                prop_assert_eq!(gq::quote_rune(c, false), quote_rune(c, false));
-                prop_assert_eq!(gq::quote_rune(c, true), quote_rune(c, true));
-            }
-            // The old unquote sliced inside a multi-byte first character
-            // (`𖺘`): compare only inputs that start with a quote, and check
-            // the new one refuses the rest.
-            for q in [go_quote(&s), go_quote_ascii(&s), format!("`{s}`"), format!("'{s}'"), s.clone()] {
-                if q.starts_with(['"', '`', '\'']) {
-                    prop_assert_eq!(gq::unquote(&q), go_unquote(&q));
-                } else {
-                    prop_assert!(gq::unquote(&q).is_err());
-                }
-            }
-        }
-
-        #[test]
-        fn number_parsing_matches(s in numberish()) {
-            let new = gs::parse_float(s.as_bytes());
-            match (go_parse_float(&s), new) {
-                (Ok(a), Ok(b)) => prop_assert!(a == b || (a.is_nan() && b.is_nan()), "{s}: {a} {b}"),
-                (Err("value out of range"), Err(gs::FloatError::Range)) => {}
-                (Err("invalid syntax"), Err(gs::FloatError::Syntax | gs::FloatError::Unsupported)) => {}
-                (a, b) => prop_assert!(false, "{s:?}: old {a:?} new {b:?}"),
-            }
-            prop_assert_eq!(gs::parse_int(&s), go_parse_int(&s));
-        }
-
-        #[test]
-        fn durations_match(s in durationish(), ns in any::<i64>()) {
-            let old = parse_prom_duration(&s);
-            let new = gd::parse_model_duration(&s).map(|d| d as i64);
-            prop_assert_eq!(new, old);
-            prop_assert_eq!(gd::format_duration(ns), duration_string(ns));
-        }
     }
 }

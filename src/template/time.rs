@@ -83,61 +83,6 @@ pub(super) fn time_string(t: Time) -> String {
     go_time_format(t, "2006-01-02 15:04:05.999999999 -0700 MST")
 }
 
-/// Go's `Duration.String()`.
-pub(super) fn duration_string(d: i64) -> String {
-    if d == 0 {
-        return "0s".into();
-    }
-    let neg = d < 0;
-    let mut u = d.unsigned_abs();
-    let mut s = String::new();
-    let frac = |u: u64, prec: u32| -> (String, u64) {
-        let p = 10u64.pow(prec);
-        let f = u % p;
-        let mut digits = format!("{:0width$}", f, width = prec as usize);
-        while digits.ends_with('0') {
-            digits.pop();
-        }
-        (
-            if digits.is_empty() {
-                String::new()
-            } else {
-                format!(".{digits}")
-            },
-            u / p,
-        )
-    };
-    if u < 1_000_000_000 {
-        let (unit, prec) = if u < 1_000 {
-            ("ns", 0)
-        } else if u < 1_000_000 {
-            ("µs", 3)
-        } else {
-            ("ms", 6)
-        };
-        let (f, whole) = frac(u, prec);
-        let _ = write!(s, "{whole}{f}{unit}");
-    } else {
-        let (f, secs) = frac(u, 9);
-        u = secs;
-        let sec_part = format!("{}{}s", u % 60, f);
-        u /= 60;
-        if u > 0 {
-            let min_part = format!("{}m", u % 60);
-            u /= 60;
-            if u > 0 {
-                let _ = write!(s, "{u}h");
-            }
-            s.push_str(&min_part);
-        }
-        s.push_str(&sec_part);
-    }
-    if neg {
-        s.insert(0, '-');
-    }
-    s
-}
-
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Std {
     LongMonth,

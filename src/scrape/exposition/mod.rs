@@ -41,17 +41,16 @@
 use std::borrow::Cow;
 use std::fmt;
 
-mod float;
 mod lex;
 mod parser;
 mod payload;
 #[cfg(test)]
 mod tests;
 
-use float::*;
+use crate::gocompat::strconv::{format_float, parse_float, FloatError};
 use lex::*;
 
-pub use float::format_openmetrics_float;
+pub use crate::gocompat::format_openmetrics_float;
 pub use parser::{series_belongs_to_family, Parser};
 pub use payload::sample_node_exporter_payload;
 
@@ -310,7 +309,7 @@ impl<'a> Sample<'a> {
             if (self.metric_type == MetricType::Histogram && name == "le")
                 || (self.metric_type == MetricType::Summary && name == "quantile")
             {
-                if let Ok(f) = parse_go_float(value.as_bytes()) {
+                if let Ok(f) = parse_float(value.as_bytes()) {
                     let norm = format_openmetrics_float(f);
                     if norm != value {
                         value = Cow::Owned(norm);

@@ -353,7 +353,7 @@ impl<'a> Parser<'a> {
     /// A float token: `[start, end)`; `what` names it in errors.
     pub(super) fn float(&self, start: usize, end: usize, what: &str) -> Result<f64, ParseError> {
         let tok = self.body.get(start..end).unwrap_or(&[]);
-        parse_go_float(tok).map_err(|e| {
+        parse_float(tok).map_err(|e| {
             let t = String::from_utf8_lossy(tok);
             self.err(match e {
                 FloatError::Unsupported => format!("unsupported character in float: {t:?}"),
@@ -719,7 +719,7 @@ impl<'a> Parser<'a> {
                 }
                 let t = self.float(ts, te, "timestamp")?;
                 if !t.is_finite() {
-                    return Err(self.err(format!("invalid timestamp {}", go_format_g(t))));
+                    return Err(self.err(format!("invalid timestamp {}", format_float(t, 'g', -1))));
                 }
                 timestamp_ms = Some((t * 1000.0) as i64);
                 self.pos = te;
@@ -803,7 +803,10 @@ impl<'a> Parser<'a> {
                 }
                 let t = self.float(ts, te, "exemplar timestamp")?;
                 if !t.is_finite() {
-                    return Err(self.err(format!("invalid exemplar timestamp {}", go_format_g(t))));
+                    return Err(self.err(format!(
+                        "invalid exemplar timestamp {}",
+                        format_float(t, 'g', -1)
+                    )));
                 }
                 timestamp_ms = Some((t * 1000.0) as i64);
                 self.pos = te;

@@ -296,7 +296,7 @@ impl PayloadGen {
             self.out.push('}');
         }
         self.out.push(' ');
-        self.out.push_str(&go_format_g(v));
+        self.out.push_str(&format_float(v, 'g', -1));
         self.out.push('\n');
     }
 

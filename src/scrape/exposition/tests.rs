@@ -1,6 +1,7 @@
 //! Tests of both parsers against Prometheus' behaviour.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 use super::*;
+use crate::gocompat::strconv::NORMAL_NAN_BITS;
 
 /// Renders every entry of `body` in a compact form, or the error.
 fn run(format: Format, body: &[u8]) -> Result<Vec<String>, String> {
@@ -33,7 +34,7 @@ fn render(e: &Entry<'_>) -> Result<String, ParseError> {
                 "{}{} {}",
                 s.name,
                 render_labels(&s.labels()?),
-                go_format_g(s.value)
+                format_float(s.value, 'g', -1)
             );
             if let Some(t) = s.timestamp_ms {
                 r.push_str(&format!(" @{t}"));
@@ -42,7 +43,7 @@ fn render(e: &Entry<'_>) -> Result<String, ParseError> {
                 r.push_str(&format!(
                     " # {} {}",
                     render_labels(&x.labels),
-                    go_format_g(x.value)
+                    format_float(x.value, 'g', -1)
                 ));
                 if let Some(t) = x.timestamp_ms {
                     r.push_str(&format!(" @{t}"));
@@ -347,14 +348,14 @@ fn values_parse_like_go() {
         ("-INFINITY", f64::NEG_INFINITY),
     ];
     for (s, want) in ok {
-        let got = parse_go_float(s.as_bytes());
+        let got = parse_float(s.as_bytes());
         assert_eq!(got.map(f64::to_bits), Ok(want.to_bits()), "{s}");
     }
-    let neg_zero = parse_go_float(b"-0").unwrap();
+    let neg_zero = parse_float(b"-0").unwrap();
     assert!(neg_zero == 0.0 && neg_zero.is_sign_negative());
     for nan in ["NaN", "nan", "NAN", "nAn"] {
         assert_eq!(
-            parse_go_float(nan.as_bytes()).unwrap().to_bits(),
+            parse_float(nan.as_bytes()).unwrap().to_bits(),
             NORMAL_NAN_BITS
         );
     }
@@ -383,7 +384,7 @@ fn values_parse_like_go() {
         ("1e99999999999999999999", FloatError::Range),
     ];
     for (s, want) in bad {
-        assert_eq!(parse_go_float(s.as_bytes()), Err(*want), "{s:?}");
+        assert_eq!(parse_float(s.as_bytes()), Err(*want), "{s:?}");
     }
 }
 
@@ -948,7 +949,7 @@ fn go_float_formatting() {
         (f64::NAN, "NaN", "NaN"),
     ];
     for (f, g, om) in cases {
-        assert_eq!(go_format_g(*f), *g, "{f}");
+        assert_eq!(format_float(*f, 'g', -1), *g, "{f}");
         assert_eq!(format_openmetrics_float(*f), *om, "{f}");
     }
 }
@@ -1112,7 +1113,7 @@ mod prop {
                 line.push('}');
             }
             line.push(' ');
-            line.push_str(&go_format_g(v));
+            line.push_str(&format_float(v, 'g', -1));
             if let Some(ts) = ts {
                 if om {
                     line.push_str(&format!(" {}.{:03}", ts / 1000, ts % 1000));
@@ -1160,7 +1161,7 @@ mod prop {
             prop_assume!(s.bytes().any(|c| c.is_ascii_digit()));
             if let Some(e) = exp { s.push_str(&format!("e{e}")); }
             let want = s.parse::<f64>().unwrap();
-            match parse_go_float(s.as_bytes()) {
+            match parse_float(s.as_bytes()) {
                 Ok(got) => prop_assert_eq!(got.to_bits(), want.to_bits(), "{}", s),
                 Err(e) => {
                     prop_assert_eq!(e, FloatError::Range, "{}", s);
@@ -1192,51 +1193,4 @@ mod prop {
         "# HELP a_total Help \\n text.\n# TYPE a counter\n# UNIT a_seconds seconds\n\
         a_total{b=\"c\\\"\",\"d.e\"=\"f\"} 1.5e3 1520879607.789 # {t=\"x\"} 2 3\na_created 1\n\
         {\"q.n\",x=\"y\"} NaN\nh_bucket{le=\"+Inf\"} 17\n# EOF\n";
-}
-
-/// The exposition's float helpers against `crate::gocompat` (kept until the
-/// callers switch over, then deleted with this module).
-mod differential {
-    use super::*;
-    use crate::gocompat::strconv as gs;
-    use proptest::prelude::*;
-
-    /// Equal, or the old form broke a tie between two shortest candidates
-    /// away from even where Go (and now gocompat, on Ryū) takes the even one:
-    /// both texts then read back as the same float, with the same length.
-    fn same_or_tie(new: &str, old: &str) -> bool {
-        new == old
-            || (new.len() == old.len()
-                && new.parse::<f64>().ok().is_some()
-                && new.parse::<f64>().ok() == old.parse::<f64>().ok())
-    }
-
-    fn any_float() -> impl Strategy<Value = f64> {
-        prop_oneof![
-            any::<u64>().prop_map(f64::from_bits),
-            -1e7..1e7f64,
-            (-400i32..400, 1u32..1000).prop_map(|(e, m)| f64::from(m) * 10f64.powi(e)),
-        ]
-    }
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(4000))]
-
-        #[test]
-        fn g_format_matches(v in any_float()) {
-            prop_assert!(same_or_tie(&gs::format_float(v, 'g', -1), &go_format_g(v)));
-            prop_assert!(same_or_tie(&crate::gocompat::format_openmetrics_float(v), &format_openmetrics_float(v)));
-            let text = go_format_g(v);
-            let old = parse_go_float(text.as_bytes());
-            let new = gs::parse_float(text.as_bytes());
-            prop_assert_eq!(format!("{old:?}"), format!("{new:?}"));
-        }
-
-        #[test]
-        fn parse_matches(s in "[-+]?[0-9]{0,25}(\\.[0-9]{0,25})?([eE][-+]?[0-9]{0,4})?|[-+0-9a-zA-Z._]{0,12}") {
-            let old = parse_go_float(s.as_bytes());
-            let new = gs::parse_float(s.as_bytes());
-            prop_assert_eq!(format!("{old:?}"), format!("{new:?}"), "{}", s);
-        }
-    }
 }
