@@ -23,6 +23,7 @@ pub mod rules;
 pub mod scrape;
 pub mod serve;
 pub mod server;
+pub mod state;
 pub mod storage;
 pub mod template;
 pub mod web;

@@ -11,7 +11,7 @@
 //! already being answered is ever cut.
 
 use crate::metrics::Metrics;
-use crate::server::AppState;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::http::Request;
 use parking_lot::Mutex;

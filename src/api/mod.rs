@@ -17,7 +17,7 @@ mod targets;
 
 pub use push::ingest_remote_write;
 
-use crate::server::AppState;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::{header, Method, StatusCode};
@@ -52,6 +52,10 @@ pub enum ErrorType {
     NotAcceptable,
     /// 413 (a request body over the limit; reported as `bad_data`)
     TooLarge,
+    /// 503 with `Retry-After` (reported as `unavailable`): storage is
+    /// starting, closing, or out of disk space; the same request will work
+    /// later.
+    Retry,
 }
 
 impl ErrorType {
@@ -66,6 +70,7 @@ impl ErrorType {
             ErrorType::NotFound => "not_found",
             ErrorType::NotAcceptable => "not_acceptable",
             ErrorType::TooLarge => "bad_data",
+            ErrorType::Retry => "unavailable",
         }
     }
 
@@ -79,6 +84,7 @@ impl ErrorType {
             ErrorType::NotFound => StatusCode::NOT_FOUND,
             ErrorType::NotAcceptable => StatusCode::NOT_ACCEPTABLE,
             ErrorType::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ErrorType::Retry => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 }
@@ -171,21 +177,61 @@ pub(crate) fn check_deadline(deadline: std::time::Instant) -> Result<(), ApiErro
     }
 }
 
+/// The one mapping of storage errors to API answers: a full disk or a
+/// storage that is closing is temporary (503, `unavailable`, retry later); a
+/// refused input is the caller's (400 `bad_data`); a limit met while
+/// answering is `execution` (422, as Prometheus answers its query limits);
+/// corruption and I/O faults are ours (500, the message names file and
+/// offset).
 impl From<sonde_engine::Error> for ApiError {
     fn from(e: sonde_engine::Error) -> Self {
-        ApiError::internal(e.to_string())
+        use sonde_engine::Error as E;
+        let kind = match &e {
+            E::DiskFull { .. }
+            | E::LowDiskSpace { .. }
+            | E::FsyncFailed(_)
+            | E::Locked { .. }
+            | E::Closed => ErrorType::Retry,
+            E::OutOfOrder { .. }
+            | E::TooOld { .. }
+            | E::TooFarInFuture { .. }
+            | E::DuplicateSample { .. }
+            | E::OutOfBounds { .. }
+            | E::InvalidLabels(_)
+            | E::InvalidMatcher(_) => ErrorType::BadData,
+            E::LimitExceeded { .. } => ErrorType::Execution,
+            _ => ErrorType::Internal,
+        };
+        ApiError {
+            kind,
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<crate::state::StorageStarting> for ApiError {
+    fn from(e: crate::state::StorageStarting) -> Self {
+        ApiError {
+            kind: ErrorType::Retry,
+            message: e.to_string(),
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({"status": "error", "errorType": self.kind.name(), "error": self.message});
-        (
+        let mut r = (
             self.kind.status(),
             [(header::CONTENT_TYPE, "application/json")],
             body.to_string(),
         )
-            .into_response()
+            .into_response();
+        if self.kind == ErrorType::Retry {
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+        }
+        r
     }
 }
 
@@ -384,4 +430,49 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
         started.elapsed().as_secs_f64(),
     );
     resp
+}
+
+#[cfg(test)]
+mod error_mapping_tests {
+    use super::*;
+
+    fn answer(e: sonde_engine::Error) -> (StatusCode, Option<String>, String) {
+        let e = ApiError::from(e);
+        let kind = e.kind.name().to_string();
+        let r = e.into_response();
+        let retry = r
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (r.status(), retry, kind)
+    }
+
+    /// Disk full is a retry later (503 + Retry-After), corruption is ours
+    /// (500, naming file and offset), bad input is the caller's (400).
+    #[test]
+    fn storage_errors_map_to_status_codes() {
+        let full = sonde_engine::Error::DiskFull {
+            path: "data/wal/00000003".into(),
+        };
+        let (status, retry, kind) = answer(full);
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(retry.as_deref(), Some("5"));
+        assert_eq!(kind, "unavailable");
+
+        let bad = sonde_engine::Error::corruption("data/01H/index", 4096, "bad postings");
+        let e = ApiError::from(bad);
+        assert_eq!(e.kind.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(e.message.contains("data/01H/index") && e.message.contains("offset 4096"));
+
+        let m = ApiError::from(sonde_engine::Error::InvalidMatcher("x".into()));
+        assert_eq!(m.kind.status(), StatusCode::BAD_REQUEST);
+        let l = ApiError::from(sonde_engine::Error::LimitExceeded {
+            what: "series",
+            limit: 10,
+        });
+        assert_eq!(l.kind.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let starting = ApiError::from(crate::state::StorageStarting);
+        assert_eq!(starting.kind.status(), StatusCode::SERVICE_UNAVAILABLE);
+    }
 }

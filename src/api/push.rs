@@ -12,7 +12,7 @@ use crate::ingest::remote_write::{ingest_write, ingest_write_fresh, Proto, MAX_D
 use crate::ingest::{CommitError, Outcome};
 use crate::metrics::Metrics;
 use crate::remote::{self, RemoteError};
-use crate::server::AppState;
+use crate::state::AppState;
 use crate::storage::Storage;
 use axum::body::Bytes;
 use axum::extract::State;

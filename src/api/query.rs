@@ -18,7 +18,7 @@ use super::{ApiError, ApiOk, ApiResult, ErrorType, Params};
 use crate::gocompat::duration::parse_api_duration;
 use crate::gocompat::strconv::format_float;
 use crate::promql::{Engine, EngineOptions, QueryError, QueryResult, Value};
-use crate::server::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

@@ -4,7 +4,7 @@
 use super::params::{unescape_label_name, MAX_TIME_MS, MIN_TIME_MS};
 use super::{ApiError, ApiOk, ApiResult};
 use crate::api::format::{format_value, timestamp_json};
-use crate::server::AppState;
+use crate::state::AppState;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};

@@ -3,7 +3,7 @@
 use super::ApiOk;
 use super::ApiResult;
 use crate::rules::{ActiveAlert, AlertState, GroupState};
-use crate::server::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use serde_json::{json, Value};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! Status, admin and lifecycle endpoints.
 
 use super::{ApiError, ApiOk, ApiResult, ErrorType};
-use crate::server::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -262,7 +262,7 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> Response {
             },
         )
             .into_response(),
-        Err(e) => e.into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 

@@ -2,7 +2,7 @@
 
 use super::{ApiError, ApiOk, ApiResult};
 use crate::scrape::target::Target;
-use crate::server::AppState;
+use crate::state::AppState;
 use axum::extract::State;
 use serde_json::{json, Map, Value};
 use std::sync::Arc;

@@ -409,10 +409,7 @@ mod tests {
     fn shortest_ties_go_to_even() {
         let v = f64::from_bits(14_056_610_131_654_190_617);
         assert_eq!(format!("{v:.2}"), "-1344823564560774.25");
-        assert_eq!(
-            format_float(v, 'f', -1),
-            "-1344823564560774.2"
-        );
+        assert_eq!(format_float(v, 'f', -1), "-1344823564560774.2");
         assert_eq!(format_float(1e21, 'f', -1), "1000000000000000000000");
         assert_eq!(format_float(1.5e-7, 'g', -1), "1.5e-07");
         assert_eq!(format_float(123456.0, 'g', -1), "123456");
