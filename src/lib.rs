@@ -14,6 +14,7 @@ pub mod gocompat;
 pub mod http_client;
 pub mod influx;
 pub mod ingest;
+pub mod instrument;
 pub mod metrics;
 pub mod notify;
 pub mod promql;

@@ -3,147 +3,13 @@
 //! the standard names so existing dashboards work.
 
 // Sample values print as the text format expects (Go's shortest form, `+Inf`, `-Inf`, `NaN`).
-use crate::gocompat::{escape_label_value, format_value as fmt_value};
-use parking_lot::Mutex;
-use std::collections::BTreeMap;
+use crate::gocompat::format_value as fmt_value;
+use crate::ingest::IngestStats;
+pub use crate::instrument::{
+    render_labels, Counter, CounterVec, Histogram, HistogramVec, DEFAULT_BUCKETS, FAST_BUCKETS,
+};
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-/// A monotonically increasing count.
-#[derive(Default, Debug)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// Adds `n`.
-    pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
-    }
-    /// Adds one.
-    pub fn inc(&self) {
-        self.add(1)
-    }
-    /// The current count.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// Latency buckets in seconds (Prometheus' default buckets).
-pub const DEFAULT_BUCKETS: &[f64] = &[
-    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
-/// Buckets for fast operations such as fsync.
-pub const FAST_BUCKETS: &[f64] = &[0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0];
-
-/// A histogram with fixed buckets.
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    sum_bits: AtomicU64,
-    count: AtomicU64,
-}
-
-impl Histogram {
-    /// A histogram over `bounds` (upper bounds, ascending; `+Inf` is implied).
-    pub fn new(bounds: &'static [f64]) -> Self {
-        Histogram {
-            bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_bits: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-
-    /// Records one observation.
-    pub fn observe(&self, v: f64) {
-        if let Some(i) = self.bounds.iter().position(|&b| v <= b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let _ = self
-            .sum_bits
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |b| {
-                Some((f64::from_bits(b) + v).to_bits())
-            });
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cum = 0;
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            cum += c.load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{{labels}{sep}le=\"{}\"}} {cum}",
-                fmt_value(*b)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(
-            out,
-            "{name}_sum{braces} {}",
-            fmt_value(f64::from_bits(self.sum_bits.load(Ordering::Relaxed)))
-        );
-        let _ = writeln!(out, "{name}_count{braces} {count}");
-    }
-}
-
-/// A family of counters keyed by one label set (rendered as `k="v",...`).
-#[derive(Default, Debug)]
-pub struct CounterVec(Mutex<BTreeMap<String, u64>>);
-
-impl CounterVec {
-    /// Adds `n` to the counter with these label pairs.
-    pub fn add(&self, labels: &[(&str, &str)], n: u64) {
-        *self.0.lock().entry(render_labels(labels)).or_default() += n;
-    }
-}
-
-/// A family of histograms keyed by one label set.
-#[derive(Debug)]
-pub struct HistogramVec {
-    bounds: &'static [f64],
-    map: Mutex<BTreeMap<String, std::sync::Arc<Histogram>>>,
-}
-
-impl HistogramVec {
-    /// A family over `bounds`.
-    pub fn new(bounds: &'static [f64]) -> Self {
-        HistogramVec {
-            bounds,
-            map: Mutex::new(BTreeMap::new()),
-        }
-    }
-    /// Records one observation for these label pairs.
-    pub fn observe(&self, labels: &[(&str, &str)], v: f64) {
-        let h = self
-            .map
-            .lock()
-            .entry(render_labels(labels))
-            .or_insert_with(|| std::sync::Arc::new(Histogram::new(self.bounds)))
-            .clone();
-        h.observe(v);
-    }
-}
-
-/// Renders label pairs, escaping values as the text format requires.
-pub fn render_labels(labels: &[(&str, &str)]) -> String {
-    let mut s = String::new();
-    for (i, (k, v)) in labels.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
-        }
-        let _ = write!(s, "{k}=\"{}\"", escape_label_value(v));
-    }
-    s
-}
 
 /// The server's metrics.
 #[derive(Debug)]
@@ -156,8 +22,8 @@ pub struct Metrics {
     pub remote_write_samples: Counter,
     /// Exemplars received through remote write.
     pub remote_write_exemplars: Counter,
-    /// Samples rejected by push endpoints, by reason.
-    pub rejected_samples: CounterVec,
+    /// The push pipeline's own counts: refusals by reason, commit latency.
+    pub ingest: IngestStats,
     /// Influx line-protocol points written.
     pub influx_points: Counter,
     /// Influx lines rejected.
@@ -170,8 +36,6 @@ pub struct Metrics {
     pub http_connections_evicted: Counter,
     /// Connections refused (closed at once) because every slot was busy.
     pub http_connections_refused: Counter,
-    /// Commit (WAL write + apply) latency of push requests.
-    pub commit_duration: Histogram,
     /// Successful configuration reloads (1) or not (0), and when.
     pub config_last_reload_successful: AtomicU64,
     /// Unix time of the last successful reload.
@@ -187,14 +51,13 @@ impl Default for Metrics {
             remote_write_requests: CounterVec::default(),
             remote_write_samples: Counter::default(),
             remote_write_exemplars: Counter::default(),
-            rejected_samples: CounterVec::default(),
+            ingest: IngestStats::default(),
             influx_points: Counter::default(),
             influx_bad_lines: Counter::default(),
             decode_budget_waits_exceeded: Counter::default(),
             http_connections_open: AtomicU64::new(0),
             http_connections_evicted: Counter::default(),
             http_connections_refused: Counter::default(),
-            commit_duration: Histogram::new(FAST_BUCKETS),
             config_last_reload_successful: AtomicU64::new(0),
             config_last_reload_success_timestamp: AtomicU64::new(0),
             start_time: std::time::SystemTime::now()
@@ -526,8 +389,8 @@ impl Metrics {
             "counter",
             "Remote-write requests by HTTP status code.",
         );
-        for (l, v) in self.remote_write_requests.0.lock().iter() {
-            sample(&mut out, "sonde_remote_write_requests_total", l, *v as f64);
+        for (l, v) in self.remote_write_requests.entries() {
+            sample(&mut out, "sonde_remote_write_requests_total", &l, v as f64);
         }
         simple(
             &mut out,
@@ -549,8 +412,8 @@ impl Metrics {
             "counter",
             "Pushed samples rejected, by reason.",
         );
-        for (l, v) in self.rejected_samples.0.lock().iter() {
-            sample(&mut out, "sonde_push_samples_rejected_total", l, *v as f64);
+        for (l, v) in self.ingest.rejected_samples.entries() {
+            sample(&mut out, "sonde_push_samples_rejected_total", &l, v as f64);
         }
         simple(
             &mut out,
@@ -601,7 +464,8 @@ impl Metrics {
             "histogram",
             "Time to commit a pushed batch (WAL write, fsync per mode, apply).",
         );
-        self.commit_duration
+        self.ingest
+            .commit_duration
             .render(&mut out, "sonde_storage_commit_duration_seconds", "");
         family(
             &mut out,
@@ -609,8 +473,8 @@ impl Metrics {
             "histogram",
             "HTTP request latencies by handler.",
         );
-        for (l, h) in self.http_duration.map.lock().iter() {
-            h.render(&mut out, "sonde_http_request_duration_seconds", l);
+        for (l, h) in self.http_duration.entries() {
+            h.render(&mut out, "sonde_http_request_duration_seconds", &l);
         }
         simple(
             &mut out,

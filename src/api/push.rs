@@ -115,7 +115,7 @@ async fn remote_write_inner(st: Arc<AppState>, headers: HeaderMap, body: Bytes) 
     // millisecond of work) is ingested right here: handing it to the blocking
     // pool costs two thread switches, a tenth of its CPU. Big ones go there.
     let res = if body.len() <= INLINE_BODY {
-        Ok(ingest_write(&st.metrics, &storage, proto, &body))
+        Ok(ingest_write(&st.metrics.ingest, &storage, proto, &body))
     } else {
         // Large decodes share one memory budget: a flood of big (or
         // bomb-sized) bodies waits for it instead of each taking its own
@@ -126,7 +126,7 @@ async fn remote_write_inner(st: Arc<AppState>, headers: HeaderMap, body: Bytes) 
         };
         let st2 = st.clone();
         tokio::task::spawn_blocking(move || {
-            ingest_write_fresh(&st2.metrics, &storage, proto, &body)
+            ingest_write_fresh(&st2.metrics.ingest, &storage, proto, &body)
         })
         .await
     };
@@ -149,7 +149,7 @@ pub fn ingest_remote_write(
     body: &[u8],
 ) -> Response {
     let proto = if v2 { Proto::V2 } else { Proto::V1 };
-    match ingest_write(metrics, storage, proto, body) {
+    match ingest_write(&metrics.ingest, storage, proto, body) {
         Ok((out, stats_rejection, committed)) => {
             respond(metrics, proto, out, stats_rejection, committed)
         }
@@ -397,8 +397,13 @@ async fn influx(
     let st2 = st.clone();
     let res = tokio::task::spawn_blocking(move || {
         let now = chrono::Utc::now().timestamp_millis();
-        let (report, out, committed) =
-            crate::ingest::influx::ingest_lines(&st2.metrics, &storage, &body, precision, now);
+        let (report, out, committed) = crate::ingest::influx::ingest_lines(
+            &st2.metrics.ingest,
+            &storage,
+            &body,
+            precision,
+            now,
+        );
         (report, out, committed, body)
     })
     .await;

@@ -3,10 +3,19 @@
 //!
 //! Every provider runs as a tokio task and publishes its *whole* current
 //! state through a `tokio::sync::watch` channel: a `Vec<TargetGroup>`, one
-//! group per source (a file, a Consul service, a static config). The scrape
-//! manager turns groups into targets with `relabel_configs`.
+//! group per source (a file, a Consul service, a static config). [`spawn`]
+//! starts the providers of one configuration block — a scrape job or an
+//! Alertmanager set — and is the only place that does: the scrape manager
+//! turns their groups into targets with `relabel_configs`, the notifier into
+//! Alertmanager URLs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::scrape::{ConsulSdConfig, FileSdConfig, StaticConfig};
 
 /// A label set as discovery produces it (names include `__address__` and `__meta_*`).
 pub type LabelSet = BTreeMap<String, String>;
@@ -23,7 +32,7 @@ pub struct TargetGroup {
 }
 
 /// The groups of `static_configs`, one per entry (`static/<index>`).
-pub fn static_groups(configs: &[crate::config::scrape::StaticConfig]) -> Vec<TargetGroup> {
+pub fn static_groups(configs: &[StaticConfig]) -> Vec<TargetGroup> {
     configs
         .iter()
         .enumerate()
@@ -37,6 +46,81 @@ pub fn static_groups(configs: &[crate::config::scrape::StaticConfig]) -> Vec<Tar
             labels: s.labels.clone().into_iter().collect(),
         })
         .collect()
+}
+
+/// Discovery counters shared by every provider, whoever started it (served
+/// at `/metrics` as Prometheus' `prometheus_sd_*`).
+#[derive(Debug, Default)]
+pub struct DiscoveryStats {
+    /// file_sd.
+    pub file: Arc<file::FileSdStats>,
+    /// consul_sd.
+    pub consul: Arc<consul::ConsulStats>,
+}
+
+/// The running providers of one configuration block.
+pub struct Providers {
+    /// How many providers there are (indices `0..count`).
+    pub count: usize,
+    /// Each provider's whole current state whenever it changes, tagged with
+    /// the provider's index; closed when every provider has stopped.
+    pub updates: mpsc::UnboundedReceiver<(usize, Vec<TargetGroup>)>,
+    /// The providers' tasks and their forwarders: abort them to stop.
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// Starts a provider for each `static_configs` list (one provider for all),
+/// `file_sd_configs` and `consul_sd_configs` entry, inside a tokio runtime.
+pub fn spawn(
+    static_configs: &[StaticConfig],
+    file_sd_configs: &[FileSdConfig],
+    consul_sd_configs: &[ConsulSdConfig],
+    stats: &DiscoveryStats,
+) -> Providers {
+    let (tx, updates) = mpsc::unbounded_channel::<(usize, Vec<TargetGroup>)>();
+    let mut tasks = Vec::new();
+    let mut count = 0usize;
+    let mut forward = |mut wrx: watch::Receiver<Vec<TargetGroup>>, tasks: &mut Vec<_>| {
+        let i = count;
+        count += 1;
+        let tx = tx.clone();
+        tasks.push(tokio::spawn(async move {
+            loop {
+                let groups = wrx.borrow_and_update().clone();
+                if tx.send((i, groups)).is_err() {
+                    return;
+                }
+                if wrx.changed().await.is_err() {
+                    return;
+                }
+            }
+        }));
+    };
+    if !static_configs.is_empty() {
+        let (wtx, wrx) = watch::channel(static_groups(static_configs));
+        // Keep the sender alive as long as the owner keeps the tasks.
+        tasks.push(tokio::spawn(async move { wtx.closed().await }));
+        forward(wrx, &mut tasks);
+    }
+    for f in file_sd_configs {
+        let (wtx, wrx) = watch::channel(Vec::new());
+        tasks.push(tokio::spawn(file::run(f.clone(), wtx, stats.file.clone())));
+        forward(wrx, &mut tasks);
+    }
+    for c in consul_sd_configs {
+        let (wtx, wrx) = watch::channel(Vec::new());
+        tasks.push(tokio::spawn(consul::run(
+            c.clone(),
+            wtx,
+            stats.consul.clone(),
+        )));
+        forward(wrx, &mut tasks);
+    }
+    Providers {
+        count,
+        updates,
+        tasks,
+    }
 }
 
 pub mod consul;

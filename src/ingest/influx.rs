@@ -2,9 +2,9 @@
 //! becomes `measurement_field{tags}`, checked against remote write's label
 //! limits, appended, and the request committed once.
 
+use super::IngestStats;
 use super::{append, commit, CommitError, Outcome};
 use crate::influx::{self as lp, ParseReport, Precision};
-use crate::metrics::Metrics;
 use crate::remote;
 use crate::storage::Storage;
 use sonde_engine::Labels;
@@ -12,7 +12,7 @@ use sonde_engine::Labels;
 /// Parses and appends a line-protocol body (timestamps in `precision`,
 /// points without one at `now_ms`), then commits it.
 pub fn ingest_lines(
-    m: &Metrics,
+    m: &IngestStats,
     storage: &Storage,
     body: &[u8],
     precision: Precision,

@@ -8,9 +8,28 @@
 pub mod influx;
 pub mod remote_write;
 
-use crate::metrics::Metrics;
+use crate::instrument::{CounterVec, Histogram, FAST_BUCKETS};
 use sonde_engine::Labels;
 use std::time::Instant;
+
+/// What the push pipeline counts; the `/metrics` page renders it
+/// (`sonde_rejected_samples_total`, the commit-latency histogram).
+#[derive(Debug)]
+pub struct IngestStats {
+    /// Samples refused by push endpoints, by reason.
+    pub rejected_samples: CounterVec,
+    /// Commit (WAL write + apply) latency of push requests.
+    pub commit_duration: Histogram,
+}
+
+impl Default for IngestStats {
+    fn default() -> Self {
+        IngestStats {
+            rejected_samples: CounterVec::default(),
+            commit_duration: Histogram::new(FAST_BUCKETS),
+        }
+    }
+}
 
 /// What one push request did.
 #[derive(Default)]
@@ -54,7 +73,7 @@ pub enum CommitError {
     Fatal(String),
 }
 
-pub(crate) fn commit(m: &Metrics, app: &mut sonde_engine::Appender) -> Result<(), CommitError> {
+pub(crate) fn commit(m: &IngestStats, app: &mut sonde_engine::Appender) -> Result<(), CommitError> {
     let started = Instant::now();
     let r = app.commit();
     m.commit_duration.observe(started.elapsed().as_secs_f64());
@@ -73,7 +92,7 @@ pub(crate) fn append(
     t: i64,
     v: f64,
     out: &mut Outcome,
-    m: &Metrics,
+    m: &IngestStats,
 ) {
     match app.append(labels, t, v) {
         Ok(_) => out.samples += 1,
@@ -82,7 +101,7 @@ pub(crate) fn append(
 }
 
 /// Counts a refused sample by reason and keeps the first message.
-pub(crate) fn rejected(e: sonde_engine::Error, out: &mut Outcome, m: &Metrics) {
+pub(crate) fn rejected(e: sonde_engine::Error, out: &mut Outcome, m: &IngestStats) {
     let msg = count_rejection(&e, m);
     out.reject(msg);
 }
@@ -92,7 +111,7 @@ pub(crate) fn rejected(e: sonde_engine::Error, out: &mut Outcome, m: &Metrics) {
 pub(crate) fn remote_write_rejections(
     app: &sonde_engine::Appender,
     out: &mut Outcome,
-    m: &Metrics,
+    m: &IngestStats,
 ) {
     for (at, e) in app.rejected() {
         out.samples = out.samples.saturating_sub(1);
@@ -102,7 +121,7 @@ pub(crate) fn remote_write_rejections(
 }
 
 /// Counts a refused sample in the metrics by reason; returns the message.
-pub(crate) fn count_rejection(e: &sonde_engine::Error, m: &Metrics) -> String {
+pub(crate) fn count_rejection(e: &sonde_engine::Error, m: &IngestStats) -> String {
     use sonde_engine::Error as E;
     let reason = match &e {
         E::OutOfOrder { .. } => "out_of_order",

@@ -2,8 +2,8 @@
 //! body first), the zero-copy protobuf walk, the label-bytes series cache,
 //! one held append per sample and one commit per request.
 
+use super::IngestStats;
 use super::{commit, count_rejection, remote_write_rejections, CommitError, Outcome};
-use crate::metrics::Metrics;
 use crate::remote::{self, RemoteError};
 use crate::storage::{Exemplar, MetricMetadata, Storage};
 use sonde_engine::Labels;
@@ -103,7 +103,7 @@ impl<'a> Pending<'a> {
     fn flush(
         &mut self,
         app: &mut sonde_engine::Appender,
-        m: &Metrics,
+        m: &IngestStats,
         storage: &Storage,
         out: &mut Outcome,
         limits: &remote::Limits,
@@ -178,7 +178,7 @@ impl<'a> Pending<'a> {
 #[allow(clippy::too_many_arguments)]
 fn append_series<'a>(
     app: &mut sonde_engine::Appender,
-    m: &Metrics,
+    m: &IngestStats,
     storage: &Storage,
     out: &mut Outcome,
     key: u128,
@@ -258,7 +258,7 @@ fn append_held(
 
 /// [`ingest_write`] into a buffer of its own, freed at the end (large requests).
 pub fn ingest_write_fresh(
-    m: &Metrics,
+    m: &IngestStats,
     storage: &Storage,
     proto: Proto,
     body: &[u8],
@@ -270,7 +270,7 @@ pub fn ingest_write_fresh(
 
 /// Decodes and appends a whole request, then commits it once.
 pub fn ingest_write(
-    m: &Metrics,
+    m: &IngestStats,
     storage: &Storage,
     proto: Proto,
     body: &[u8],
@@ -295,7 +295,7 @@ const MAX_KEPT_RAW_BUF: usize = 8 << 20;
 
 /// Appends a decompressed request, then commits it once.
 fn ingest_decoded(
-    m: &Metrics,
+    m: &IngestStats,
     storage: &Storage,
     proto: Proto,
     raw: &[u8],

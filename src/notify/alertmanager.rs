@@ -26,14 +26,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::{alerts_to_json, relabel_alert, Alert, NotifierStats, Shared};
 use crate::config::AlertmanagerConfig;
-use crate::discovery::{LabelSet, TargetGroup};
+use crate::discovery::{DiscoveryStats, LabelSet, TargetGroup};
 use crate::http_client::HttpClient;
-use crate::scrape::manager::DiscoveryStats;
 
 /// Most alerts in one post (Prometheus' `maxBatchSize`).
 pub const MAX_BATCH: usize = 256;
@@ -129,55 +128,18 @@ impl AlertmanagerSet {
     ) -> Result<Self, String> {
         let client = HttpClient::new(&cfg.http_client(), crate::http_client::USER_AGENT)?;
         let targets: Arc<Mutex<Targets>> = Arc::default();
-        let mut tasks = Vec::new();
-        let (tx, rx) = mpsc::unbounded_channel::<(usize, Vec<TargetGroup>)>();
-        let mut providers = 0usize;
-        let mut forward = |mut wrx: watch::Receiver<Vec<TargetGroup>>, tasks: &mut Vec<_>| {
-            let i = providers;
-            providers += 1;
-            let tx = tx.clone();
-            tasks.push(tokio::spawn(async move {
-                loop {
-                    let groups = wrx.borrow_and_update().clone();
-                    if tx.send((i, groups)).is_err() {
-                        return;
-                    }
-                    if wrx.changed().await.is_err() {
-                        return;
-                    }
-                }
-            }));
-        };
-        if !cfg.static_configs.is_empty() {
-            let groups = crate::discovery::static_groups(&cfg.static_configs);
-            let (wtx, wrx) = watch::channel(groups);
-            tasks.push(tokio::spawn(async move { wtx.closed().await }));
-            forward(wrx, &mut tasks);
-        }
-        for f in &cfg.file_sd_configs {
-            let (wtx, wrx) = watch::channel(Vec::new());
-            tasks.push(tokio::spawn(crate::discovery::file::run(
-                f.clone(),
-                wtx,
-                stats.file.clone(),
-            )));
-            forward(wrx, &mut tasks);
-        }
-        for c in &cfg.consul_sd_configs {
-            let (wtx, wrx) = watch::channel(Vec::new());
-            tasks.push(tokio::spawn(crate::discovery::consul::run(
-                c.clone(),
-                wtx,
-                stats.consul.clone(),
-            )));
-            forward(wrx, &mut tasks);
-        }
-        drop(tx);
+        let providers = crate::discovery::spawn(
+            &cfg.static_configs,
+            &cfg.file_sd_configs,
+            &cfg.consul_sd_configs,
+            stats,
+        );
+        let mut tasks = providers.tasks;
         tasks.push(tokio::spawn(sync_task(
             cfg.clone(),
             index,
-            providers,
-            rx,
+            providers.count,
+            providers.updates,
             targets.clone(),
         )));
         Ok(AlertmanagerSet {

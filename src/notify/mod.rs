@@ -191,9 +191,9 @@ pub struct NotifierOptions {
     /// Retry and pacing of Telegram messages.
     pub telegram: telegram::TelegramTiming,
     /// Counters of the Alertmanager discoveries (share the scrape manager's
-    /// [`crate::scrape::manager::DiscoveryStats`] so that `/metrics` counts
+    /// [`crate::discovery::DiscoveryStats`] so that `/metrics` counts
     /// every discovery).
-    pub discovery: Arc<crate::scrape::manager::DiscoveryStats>,
+    pub discovery: Arc<crate::discovery::DiscoveryStats>,
 }
 
 impl Default for NotifierOptions {

@@ -9,7 +9,7 @@
 use super::scrape_loop::{LoopConfig, ScrapeCounters, ScrapeLoop, StopMode};
 use super::target::Target;
 use crate::config::{Config, ScrapeConfig};
-use crate::discovery::{LabelSet, TargetGroup};
+use crate::discovery::{DiscoveryStats, LabelSet, TargetGroup};
 use crate::http_client::HttpClient;
 use crate::storage::Storage;
 use parking_lot::Mutex;
@@ -41,15 +41,6 @@ struct Pool {
     view: Arc<Mutex<PoolView>>,
     stop: watch::Sender<Option<StopMode>>,
     task: JoinHandle<()>,
-}
-
-/// Discovery statistics shared by all pools.
-#[derive(Debug, Default)]
-pub struct DiscoveryStats {
-    /// file_sd.
-    pub file: Arc<crate::discovery::file::FileSdStats>,
-    /// consul_sd.
-    pub consul: Arc<crate::discovery::consul::ConsulStats>,
 }
 
 /// All scrape pools.
@@ -142,53 +133,12 @@ impl ScrapeManager {
             metric_relabel: sc.metric_relabel_configs.clone(),
             name_scheme: sc.name_validation_scheme(),
         });
-        // Discovery: every provider publishes its whole state; a forwarder
-        // tags it with the provider's index.
-        let (tx, rx) = mpsc::unbounded_channel::<(usize, Vec<TargetGroup>)>();
-        let mut providers = 0usize;
-        let mut spawn_provider = |mut wrx: watch::Receiver<Vec<TargetGroup>>| {
-            let i = providers;
-            providers += 1;
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                loop {
-                    let groups = wrx.borrow_and_update().clone();
-                    if tx.send((i, groups)).is_err() {
-                        return;
-                    }
-                    if wrx.changed().await.is_err() {
-                        return;
-                    }
-                }
-            });
-        };
-        let mut handles: Vec<JoinHandle<()>> = Vec::new();
-        if !sc.static_configs.is_empty() {
-            let groups = crate::discovery::static_groups(&sc.static_configs);
-            let (wtx, wrx) = watch::channel(groups);
-            // Keep the sender alive as long as the pool.
-            handles.push(tokio::spawn(async move { wtx.closed().await }));
-            spawn_provider(wrx);
-        }
-        for f in &sc.file_sd_configs {
-            let (wtx, wrx) = watch::channel(Vec::new());
-            handles.push(tokio::spawn(crate::discovery::file::run(
-                f.clone(),
-                wtx,
-                self.discovery.file.clone(),
-            )));
-            spawn_provider(wrx);
-        }
-        for c in &sc.consul_sd_configs {
-            let (wtx, wrx) = watch::channel(Vec::new());
-            handles.push(tokio::spawn(crate::discovery::consul::run(
-                c.clone(),
-                wtx,
-                self.discovery.consul.clone(),
-            )));
-            spawn_provider(wrx);
-        }
-        drop(tx);
+        let providers = crate::discovery::spawn(
+            &sc.static_configs,
+            &sc.file_sd_configs,
+            &sc.consul_sd_configs,
+            &self.discovery,
+        );
         let view = Arc::new(Mutex::new(PoolView::default()));
         let (stop_tx, stop_rx) = watch::channel(None);
         let ctx = PoolCtx {
@@ -200,7 +150,13 @@ impl ScrapeManager {
             jitter_seed: self.jitter_seed,
             view: view.clone(),
         };
-        let task = tokio::spawn(pool_task(ctx, providers, rx, stop_rx, handles));
+        let task = tokio::spawn(pool_task(
+            ctx,
+            providers.count,
+            providers.updates,
+            stop_rx,
+            providers.tasks,
+        ));
         Ok(Pool {
             cfg_text: config_text(&sc),
             cfg: sc,
