@@ -35,4 +35,7 @@ fi
 
 cargo build --workspace --all-targets
 cargo test --workspace
+# The vendored PromQL parser is a workspace of its own (see its SONDE.md):
+# its own tests run here, on their own cargo call.
+cargo test --manifest-path vendor/promql-parser/Cargo.toml --target-dir target/vendor-parser
 FUZZ_SECONDS=${FUZZ_SECONDS:-20} scripts/fuzz.sh

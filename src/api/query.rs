@@ -445,9 +445,7 @@ fn go_json_seconds(t_ms: i64) -> String {
 // in `func`, group_left/right labels inside `card` instead of `include`,
 // `matching` present for scalar operands, and extra `fillValues`.
 // Known remaining differences, from the parser's AST: unary `+x` has no node
-// (Prometheus: `unaryExpr` with op `+`); `holt_winters` comes back as
-// `double_exponential_smoothing` (the parser front end renames it; the same
-// holds for format_query); the experimental `anchored`/`smoothed`, `fill*`
+// (Prometheus: `unaryExpr` with op `+`); the experimental `anchored`/`smoothed`, `fill*`
 // and duration-expression keys of Prometheus >= 3.7 are not written.
 
 /// One expression as Prometheus' `translateAST` writes it.

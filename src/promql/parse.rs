@@ -1,6 +1,7 @@
-//! The parser front end: `promql-parser` does the grammar; this module
-//! accepts Prometheus 2.x's `holt_winters` and gives errors Prometheus' form
-//! (`1:4: parse error: ...`).
+//! The parser front end: `promql-parser` (vendored, patched: see its
+//! SONDE.md) does the grammar and knows Prometheus 2.x's `holt_winters`;
+//! this module bounds a query's shape before parsing and gives errors
+//! Prometheus' form (`1:4: parse error: ...`).
 
 use super::value::QueryError;
 use promql_parser::parser::Expr;
@@ -176,88 +177,7 @@ pub fn shape_limits() -> (usize, usize) {
 /// for it (`server::THREAD_STACK_BYTES`).
 pub fn parse(query: &str) -> Result<Expr, QueryError> {
     check_shape(query)?;
-    let mut renamed = Vec::new();
-    let text = rename_holt_winters(query, &mut renamed);
-    promql_parser::parser::parse(&text)
-        .map_err(|e| QueryError::Parse(position_error(query, &renamed, &e)))
-}
-
-/// The new name's extra length.
-const RENAME_GROWTH: usize = NEW_NAME.len() - OLD_NAME.len();
-const OLD_NAME: &str = "holt_winters";
-const NEW_NAME: &str = "double_exponential_smoothing";
-
-/// `holt_winters(` → `double_exponential_smoothing(` outside string literals
-/// (the crate knows only the Prometheus 3 name). `renamed` gets the offset
-/// in the original of each renamed call.
-fn rename_holt_winters<'q>(q: &'q str, renamed: &mut Vec<usize>) -> std::borrow::Cow<'q, str> {
-    const OLD: &str = OLD_NAME;
-    if !q.contains(OLD) {
-        return q.into();
-    }
-    let b = q.as_bytes();
-    let mut out = String::with_capacity(q.len() + 32);
-    let mut i = 0;
-    let mut quote: Option<u8> = None;
-    while i < b.len() {
-        let c = b[i];
-        if let Some(qc) = quote {
-            if c == b'\\' && qc != b'`' && i + 1 < b.len() {
-                // The backslash, then the escaped character (which may be multi-byte).
-                out.push('\\');
-                i += 1;
-                let ch = q[i..].chars().next().unwrap_or(' ');
-                out.push(ch);
-                i += ch.len_utf8();
-                continue;
-            }
-            if c == qc {
-                quote = None;
-            }
-        } else if c == b'"' || c == b'\'' || c == b'`' {
-            quote = Some(c);
-        } else if c == b'#' {
-            // A comment runs to the end of the line.
-            let end = q[i..].find('\n').map(|k| i + k).unwrap_or(b.len());
-            out.push_str(&q[i..end]);
-            i = end;
-            continue;
-        } else if q[i..].starts_with(OLD)
-            && (i == 0 || !is_ident(b[i - 1]))
-            && !b.get(i + OLD.len()).is_some_and(|&c| is_ident(c))
-            && q[i + OLD.len()..].trim_start().starts_with('(')
-        {
-            out.push_str(NEW_NAME);
-            renamed.push(i);
-            i += OLD.len();
-            continue;
-        }
-        let ch = q[i..].chars().next().unwrap_or(' ');
-        out.push(ch);
-        i += ch.len_utf8();
-    }
-    out.into()
-}
-
-fn is_ident(c: u8) -> bool {
-    c.is_ascii_alphanumeric() || c == b'_' || c == b':'
-}
-
-/// Maps a byte offset in the renamed text back to the original query.
-fn original_offset(pos: usize, renamed: &[usize]) -> usize {
-    let mut shift = 0;
-    for &r in renamed {
-        let at = r + shift;
-        if pos < at {
-            break;
-        }
-        if pos < at + NEW_NAME.len() {
-            // Inside a renamed name: its start.
-            return r;
-        }
-        shift += RENAME_GROWTH;
-    }
-    pos - shift
+    promql_parser::parser::parse(query).map_err(|e| QueryError::Parse(position_error(query, &e)))
 }
 
 /// Prometheus' `<line>:<col>` of a byte offset: the line counts newlines
@@ -273,26 +193,17 @@ fn line_col(query: &str, pos: usize) -> (usize, usize) {
     (line, col)
 }
 
-/// Prometheus' `<line>:<col>: parse error: <msg>`. The (patched) crate puts
-/// the byte offset of each error in front of its message; one without it
-/// (never expected) is placed at the end of the input when it is about the
-/// end, else at the start.
-fn position_error(query: &str, renamed: &[usize], msg: &str) -> String {
-    let msg = msg.trim();
-    let (pos, msg) = match promql_parser::parser::split_located(msg) {
-        Some((pos, m)) => (original_offset(pos, renamed), m),
+/// Prometheus' `<line>:<col>: parse error: <msg>`. The (patched) parser
+/// gives every error its byte offset; one without (never expected) is placed
+/// at the end of the input when it is about the end, else at the start.
+fn position_error(query: &str, e: &promql_parser::parser::ParseError) -> String {
+    let msg = e.message.trim();
+    let pos = match e.pos {
+        Some(pos) => pos,
         None if msg.contains("unexpected end of input") || msg == "invalid promql query" => {
-            (query.len(), msg)
+            query.len()
         }
-        None => (0, msg),
-    };
-    // A 2.x user wrote `holt_winters`: name it as they did.
-    let reworded;
-    let msg = if renamed.is_empty() {
-        msg
-    } else {
-        reworded = msg.replace("\"double_exponential_smoothing\"", "\"holt_winters\"");
-        reworded.as_str()
+        None => 0,
     };
     let msg = if msg == "invalid promql query" && query.trim().is_empty() {
         "no expression found in input"
@@ -309,24 +220,20 @@ fn position_error(query: &str, renamed: &[usize], msg: &str) -> String {
 mod tests {
     use super::*;
 
+    /// `holt_winters` is a name of its own in the parser's function table
+    /// (not a text rewrite): inside strings and as part of a longer name it
+    /// stays what it is.
     #[test]
     fn holt_winters_is_accepted() {
-        assert!(parse("holt_winters(x[5m], 0.5, 0.5)").is_ok());
-        let mut at = Vec::new();
+        let Ok(Expr::Call(c)) = parse("holt_winters(x[5m], 0.5, 0.5)") else {
+            panic!("holt_winters should parse as a call");
+        };
+        assert_eq!(c.func.name, "holt_winters");
+        assert!(parse(r#"x{a="holt_winters("} + holt_winters (y[1m], .1, .1)"#).is_ok());
         assert_eq!(
-            rename_holt_winters(
-                r#"x{a="holt_winters("} + holt_winters (y[1m], .1, .1)"#,
-                &mut at
-            ),
-            r#"x{a="holt_winters("} + double_exponential_smoothing (y[1m], .1, .1)"#
+            parse("my_holt_winters(x)").unwrap_err().to_string(),
+            "1:1: parse error: unknown function with name \"my_holt_winters\""
         );
-        assert_eq!(at, [23]);
-        at.clear();
-        assert_eq!(
-            rename_holt_winters("my_holt_winters(x)", &mut at),
-            "my_holt_winters(x)"
-        );
-        assert!(at.is_empty());
     }
 
     #[test]

@@ -13,7 +13,7 @@
 // limitations under the License.
 
 use crate::label::{Labels, Matchers, METRIC_NAME};
-use crate::parser::production::about;
+use crate::parser::production::{about, ParseError, Part};
 use crate::parser::token::{
     self, token_display, T_BOTTOMK, T_COUNT_VALUES, T_END, T_QUANTILE, T_START, T_TOPK,
 };
@@ -450,7 +450,8 @@ impl TryFrom<TokenId> for AtModifier {
             _ => Err(format!(
                 "invalid @ modifier preprocessor '{}', START or END is valid.",
                 token::token_display(id)
-            )),
+            )
+            .into()),
         }
     }
 }
@@ -496,7 +497,8 @@ impl TryFrom<f64> for AtModifier {
         };
         let err_info = format!("timestamp out of bounds for @ modifier: {shown}");
 
-        if secs.is_nan() || secs.is_infinite() || secs >= i64::MAX as f64 || secs <= i64::MIN as f64 {
+        if secs.is_nan() || secs.is_infinite() || secs >= i64::MAX as f64 || secs <= i64::MIN as f64
+        {
             return Err(err_info);
         }
         let milli = (secs * 1000f64).round().abs() as u64;
@@ -1179,23 +1181,23 @@ impl Expr {
     pub(crate) fn new_vector_selector(
         name: Option<String>,
         matchers: Matchers,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ParseError> {
         let vs = VectorSelector::new(name, matchers);
         Ok(Self::VectorSelector(vs))
     }
 
     /// sonde: `+expr` is `expr`, for scalars and instant vectors only.
-    pub(crate) fn new_unary_plus(expr: Expr) -> Result<Self, String> {
+    pub(crate) fn new_unary_plus(expr: Expr) -> Result<Self, ParseError> {
         match expr.value_type() {
             ValueType::String | ValueType::Matrix => Err(format!(
                 "unary expression only allowed on expressions of type scalar or instant vector, got \"{}\"",
                 documented(expr.value_type())
-            )),
+            ).into()),
             _ => Ok(expr),
         }
     }
 
-    pub(crate) fn new_unary_expr(expr: Expr) -> Result<Self, String> {
+    pub(crate) fn new_unary_expr(expr: Expr) -> Result<Self, ParseError> {
         match expr {
             Expr::StringLiteral(_) => Err("unary expression only allowed on expressions of type scalar or instant vector, got \"string\"".into()),
             Expr::MatrixSelector(_) => Err("unary expression only allowed on expressions of type scalar or instant vector, got \"range vector\"".into()),
@@ -1207,7 +1209,7 @@ impl Expr {
         expr: Expr,
         range: Duration,
         step: Option<Duration>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ParseError> {
         let se = Expr::Subquery(SubqueryExpr {
             expr: Box::new(expr),
             offset: None,
@@ -1218,7 +1220,7 @@ impl Expr {
         Ok(se)
     }
 
-    pub(crate) fn new_paren_expr(expr: Expr) -> Result<Self, String> {
+    pub(crate) fn new_paren_expr(expr: Expr) -> Result<Self, ParseError> {
         let ex = Expr::Paren(ParenExpr {
             expr: Box::new(expr),
         });
@@ -1226,7 +1228,7 @@ impl Expr {
     }
 
     /// NOTE: @ and offset is not set here.
-    pub(crate) fn new_matrix_selector(expr: Expr, range: Duration) -> Result<Self, String> {
+    pub(crate) fn new_matrix_selector(expr: Expr, range: Duration) -> Result<Self, ParseError> {
         match expr {
             Expr::VectorSelector(VectorSelector {
                 offset: Some(_), ..
@@ -1242,7 +1244,7 @@ impl Expr {
         }
     }
 
-    pub(crate) fn at_expr(self, at: AtModifier) -> Result<Self, String> {
+    pub(crate) fn at_expr(self, at: AtModifier) -> Result<Self, ParseError> {
         let already_set_err = Err("@ <timestamp> may not be set multiple times".into());
         match self {
             Expr::VectorSelector(mut vs) => match vs.at {
@@ -1273,7 +1275,7 @@ impl Expr {
     }
 
     /// set offset field for specified Expr, but CAN ONLY be set once.
-    pub(crate) fn offset_expr(self, offset: Offset) -> Result<Self, String> {
+    pub(crate) fn offset_expr(self, offset: Offset) -> Result<Self, ParseError> {
         let already_set_err = Err("offset may not be set multiple times".into());
         match self {
             Expr::VectorSelector(mut vs) => match vs.offset {
@@ -1303,7 +1305,7 @@ impl Expr {
         }
     }
 
-    pub(crate) fn new_call(func: Function, args: FunctionArgs) -> Result<Expr, String> {
+    pub(crate) fn new_call(func: Function, args: FunctionArgs) -> Result<Expr, ParseError> {
         Ok(Expr::Call(Call { func, args }))
     }
 
@@ -1312,7 +1314,7 @@ impl Expr {
         op: TokenId,
         modifier: Option<BinModifier>,
         rhs: Expr,
-    ) -> Result<Expr, String> {
+    ) -> Result<Expr, ParseError> {
         let ex = BinaryExpr {
             op: TokenType::new(op),
             lhs: Box::new(lhs),
@@ -1326,7 +1328,7 @@ impl Expr {
         op: TokenId,
         modifier: Option<LabelModifier>,
         args: FunctionArgs,
-    ) -> Result<Expr, String> {
+    ) -> Result<Expr, ParseError> {
         let op = TokenType::new(op);
         if args.is_empty() {
             return Err("no arguments for aggregate expression provided".into());
@@ -1342,7 +1344,8 @@ impl Expr {
                 "wrong number of arguments for aggregate expression provided, expected {}, got {}",
                 desired_args_count,
                 args.len()
-            ));
+            )
+            .into());
         }
 
         match args.last() {
@@ -1486,7 +1489,7 @@ impl Prettier for Expr {
 
 /// check_ast checks the validity of the provided AST. This includes type checking.
 /// Recursively check correct typing for child nodes and raise errors in case of bad typing.
-pub(crate) fn check_ast(expr: Expr) -> Result<Expr, String> {
+pub(crate) fn check_ast(expr: Expr) -> Result<Expr, ParseError> {
     match expr {
         Expr::Binary(ex) => check_ast_for_binary_expr(ex),
         Expr::Aggregate(ex) => check_ast_for_aggregate_expr(ex),
@@ -1518,8 +1521,8 @@ fn expect_type(
     expected: ValueType,
     actual: Option<ValueType>,
     context: &str,
-    part: &str,
-) -> Result<bool, String> {
+    part: Part,
+) -> Result<bool, ParseError> {
     let expected_name = documented(expected);
     match actual {
         Some(actual) => {
@@ -1544,17 +1547,14 @@ fn expect_type(
 
 /// the original logic is redundant in prometheus, and the following coding blocks
 /// have been optimized for readability, but all logic SHOULD be covered.
-fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
+fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, ParseError> {
     if !ex.op.is_operator() {
-        return Err(format!(
-            "binary expression does not support operator '{}'",
-            ex.op
-        ));
+        return Err(format!("binary expression does not support operator '{}'", ex.op).into());
     }
 
     if ex.return_bool() && !ex.op.is_comparison_operator() {
         return Err(about(
-            "op",
+            Part::Op,
             "bool modifier can only be used on comparison operators",
         ));
     }
@@ -1565,7 +1565,7 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
         && !ex.return_bool()
     {
         return Err(about(
-            "op",
+            Part::Op,
             "comparisons between scalars must use BOOL modifier",
         ));
     }
@@ -1576,7 +1576,7 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
         if let Some(labels) = ex.intersect_labels() {
             if let Some(label) = labels.first() {
                 return Err(about(
-                    "op",
+                    Part::Op,
                     format!("label \"{label}\" must not occur in ON and GROUP clause at once"),
                 ));
             }
@@ -1588,7 +1588,8 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
             return Err(format!(
                 "set operator \"{}\" not allowed in binary scalar expression",
                 ex.op
-            ));
+            )
+            .into());
         }
 
         if ex.lhs.value_type() == ValueType::Vector && ex.rhs.value_type() == ValueType::Vector {
@@ -1596,7 +1597,7 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
                 if matches!(modifier.card, VectorMatchCardinality::OneToMany(_))
                     || matches!(modifier.card, VectorMatchCardinality::ManyToOne(_))
                 {
-                    return Err(format!("no grouping allowed for \"{}\" operation", ex.op));
+                    return Err(format!("no grouping allowed for \"{}\" operation", ex.op).into());
                 }
             };
         }
@@ -1616,13 +1617,13 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
 
     if ex.lhs.value_type() != ValueType::Scalar && ex.lhs.value_type() != ValueType::Vector {
         return Err(about(
-            "lhs",
+            Part::Lhs,
             "binary expression must contain only scalar and instant vector types",
         ));
     }
     if ex.rhs.value_type() != ValueType::Scalar && ex.rhs.value_type() != ValueType::Vector {
         return Err(about(
-            "rhs",
+            Part::Rhs,
             "binary expression must contain only scalar and instant vector types",
         ));
     }
@@ -1636,16 +1637,21 @@ fn check_ast_for_binary_expr(mut ex: BinaryExpr) -> Result<Expr, String> {
     Ok(Expr::Binary(ex))
 }
 
-fn check_ast_for_aggregate_expr(ex: AggregateExpr) -> Result<Expr, String> {
+fn check_ast_for_aggregate_expr(ex: AggregateExpr) -> Result<Expr, ParseError> {
     if !ex.op.is_aggregator() {
         return Err(format!(
             "aggregation operator expected in aggregation expression but got \"{}\"",
             ex.op
-        ));
+        )
+        .into());
     }
 
     // The expression is the body's last argument, after any parameter.
-    let expr_arg = if ex.param.is_some() { "a1" } else { "a0" };
+    let expr_arg = if ex.param.is_some() {
+        Part::Arg(1)
+    } else {
+        Part::Arg(0)
+    };
     expect_type(
         ValueType::Vector,
         Some(ex.expr.value_type()),
@@ -1658,7 +1664,7 @@ fn check_ast_for_aggregate_expr(ex: AggregateExpr) -> Result<Expr, String> {
             ValueType::Scalar,
             ex.param.as_ref().map(|ex| ex.value_type()),
             "aggregation parameter",
-            "a0",
+            Part::Arg(0),
         )?;
     }
 
@@ -1667,14 +1673,14 @@ fn check_ast_for_aggregate_expr(ex: AggregateExpr) -> Result<Expr, String> {
             ValueType::String,
             ex.param.as_ref().map(|ex| ex.value_type()),
             "aggregation parameter",
-            "a0",
+            Part::Arg(0),
         )?;
     }
 
     Ok(Expr::Aggregate(ex))
 }
 
-fn check_ast_for_call(ex: Call) -> Result<Expr, String> {
+fn check_ast_for_call(ex: Call) -> Result<Expr, ParseError> {
     let name = ex.func.name;
 
     check_call_arity(
@@ -1703,25 +1709,33 @@ fn check_ast_for_call(ex: Call) -> Result<Expr, String> {
     Ok(Expr::Call(ex))
 }
 
-fn check_call_arity(nargs: usize, variadic: i32, actual: usize, name: &str) -> Result<(), String> {
+fn check_call_arity(
+    nargs: usize,
+    variadic: i32,
+    actual: usize,
+    name: &str,
+) -> Result<(), ParseError> {
     if variadic == 0 {
         if nargs != actual {
             return Err(format!(
                 "expected {nargs} argument(s) in call to \"{name}\", got {actual}"
-            ));
+            )
+            .into());
         }
     } else {
         let na = nargs.saturating_sub(1);
         if na > actual {
             return Err(format!(
                 "expected at least {na} argument(s) in call to \"{name}\", got {actual}"
-            ));
+            )
+            .into());
         } else if variadic > 0 {
             let nargsmax = na + variadic as usize;
             if nargsmax < actual {
                 return Err(format!(
                     "expected at most {nargsmax} argument(s) in call to \"{name}\", got {actual}"
-                ));
+                )
+                .into());
             }
         }
     }
@@ -1732,7 +1746,7 @@ fn check_args_match_types(
     args: &[Box<Expr>],
     arg_types: &[ValueType],
     name: &str,
-) -> Result<(), String> {
+) -> Result<(), ParseError> {
     for (i, actual_arg) in args.iter().enumerate() {
         let expected_idx = if i < arg_types.len() {
             i
@@ -1743,41 +1757,43 @@ fn check_args_match_types(
             arg_types[expected_idx],
             Some(actual_arg.value_type()),
             &format!("call to function \"{name}\""),
-            &format!("a{i}"),
+            Part::Arg(i),
         )?;
     }
     Ok(())
 }
 
-fn check_ast_for_unary(ex: UnaryExpr) -> Result<Expr, String> {
+fn check_ast_for_unary(ex: UnaryExpr) -> Result<Expr, ParseError> {
     let value_type = ex.expr.value_type();
     if value_type != ValueType::Scalar && value_type != ValueType::Vector {
         return Err(format!(
 "unary expression only allowed on expressions of type scalar or instant vector, got \"{}\"",
             documented(value_type)
-        ));
+        )
+        .into());
     }
 
     Ok(Expr::Unary(ex))
 }
 
-fn check_ast_for_subquery(ex: SubqueryExpr) -> Result<Expr, String> {
+fn check_ast_for_subquery(ex: SubqueryExpr) -> Result<Expr, ParseError> {
     let value_type = ex.expr.value_type();
     if value_type != ValueType::Vector {
         return Err(format!(
             "subquery is only allowed on instant vector, got {value_type} instead"
-        ));
+        )
+        .into());
     }
 
     Ok(Expr::Subquery(ex))
 }
 
-fn check_ast_for_vector_selector(ex: VectorSelector) -> Result<Expr, String> {
+fn check_ast_for_vector_selector(ex: VectorSelector) -> Result<Expr, ParseError> {
     match ex.name {
         Some(ref name) => match ex.matchers.find_matcher_value(METRIC_NAME) {
-            Some(val) => Err(format!(
-                "metric name must not be set twice: \"{name}\" or \"{val}\""
-            )),
+            Some(val) => {
+                Err(format!("metric name must not be set twice: \"{name}\" or \"{val}\"").into())
+            }
             None => Ok(Expr::VectorSelector(ex)),
         },
         None if ex.matchers.is_empty_matchers() => {
@@ -1916,6 +1932,7 @@ mod tests {
                 .at_expr(AtModifier::try_from(1.0).unwrap())
                 .and_then(|ex| ex.at_expr(AtModifier::try_from(1.0).unwrap()))
                 .unwrap_err()
+                .to_string()
         );
 
         assert_eq!(
@@ -1927,6 +1944,7 @@ mod tests {
             .and_then(|ex| ex.at_expr(AtModifier::try_from(1.0).unwrap()))
             .and_then(|ex| ex.at_expr(AtModifier::try_from(1.0).unwrap()))
             .unwrap_err()
+            .to_string()
         );
 
         assert_eq!(
@@ -1939,6 +1957,7 @@ mod tests {
             .and_then(|ex| ex.at_expr(AtModifier::try_from(1.0).unwrap()))
             .and_then(|ex| ex.at_expr(AtModifier::try_from(1.0).unwrap()))
             .unwrap_err()
+            .to_string()
         )
     }
 
@@ -1950,6 +1969,7 @@ mod tests {
                 .offset_expr(Offset::Pos(Duration::from_secs(1000)))
                 .and_then(|ex| ex.offset_expr(Offset::Pos(Duration::from_secs(1000))))
                 .unwrap_err()
+                .to_string()
         );
 
         assert_eq!(
@@ -1961,6 +1981,7 @@ mod tests {
             .and_then(|ex| ex.offset_expr(Offset::Pos(Duration::from_secs(1000))))
             .and_then(|ex| ex.offset_expr(Offset::Pos(Duration::from_secs(1000))))
             .unwrap_err()
+            .to_string()
         );
 
         assert_eq!(
@@ -1973,6 +1994,7 @@ mod tests {
             .and_then(|ex| ex.offset_expr(Offset::Pos(Duration::from_secs(1000))))
             .and_then(|ex| ex.offset_expr(Offset::Pos(Duration::from_secs(1000))))
             .unwrap_err()
+            .to_string()
         );
     }
 
@@ -2902,15 +2924,19 @@ or
         // floor: arg_types=[Vector], variadic=0 → exact 1 arg required
         assert!(check_ast(Expr::Call(make_call("floor", 1))).is_ok());
 
-        let err = check_ast(Expr::Call(make_call("floor", 0))).unwrap_err();
+        let err = check_ast(Expr::Call(make_call("floor", 0)))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("expected 1 argument(s) in call to 'floor', got 0"),
+            err.contains("expected 1 argument(s) in call to \"floor\", got 0"),
             "{err}"
         );
 
-        let err = check_ast(Expr::Call(make_call("floor", 2))).unwrap_err();
+        let err = check_ast(Expr::Call(make_call("floor", 2)))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("expected 1 argument(s) in call to 'floor', got 2"),
+            err.contains("expected 1 argument(s) in call to \"floor\", got 2"),
             "{err}"
         );
     }
@@ -2921,9 +2947,11 @@ or
         // 0 args is valid (default); only "too many" is enforced
         assert!(check_ast(Expr::Call(make_call("days_in_month", 1))).is_ok());
 
-        let err = check_ast(Expr::Call(make_call("days_in_month", 2))).unwrap_err();
+        let err = check_ast(Expr::Call(make_call("days_in_month", 2)))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("expected at most 1 argument(s) in call to 'days_in_month', got 2"),
+            err.contains("expected at most 1 argument(s) in call to \"days_in_month\", got 2"),
             "{err}"
         );
     }
@@ -2931,28 +2959,36 @@ or
     #[test]
     fn test_call_arity_bounded_variadic_two_arg_types() {
         // round: arg_types=[Vector, Scalar], variadic=1 → min=1, max=2
-        let err = check_ast(Expr::Call(make_call("round", 0))).unwrap_err();
+        let err = check_ast(Expr::Call(make_call("round", 0)))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("expected at least 1 argument(s) in call to 'round', got 0"),
+            err.contains("expected at least 1 argument(s) in call to \"round\", got 0"),
             "{err}"
         );
 
-        let err = check_ast(Expr::Call(make_call("round", 3))).unwrap_err();
+        let err = check_ast(Expr::Call(make_call("round", 3)))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("expected at most 2 argument(s) in call to 'round', got 3"),
+            err.contains("expected at most 2 argument(s) in call to \"round\", got 3"),
             "{err}"
         );
 
         // info: arg_types=[Vector, Vector], variadic=1 → min=1, max=2
-        let err = check_ast(Expr::Call(make_call("info", 0))).unwrap_err();
+        let err = check_ast(Expr::Call(make_call("info", 0)))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("expected at least 1 argument(s) in call to 'info', got 0"),
+            err.contains("expected at least 1 argument(s) in call to \"info\", got 0"),
             "{err}"
         );
 
-        let err = check_ast(Expr::Call(make_call("info", 3))).unwrap_err();
+        let err = check_ast(Expr::Call(make_call("info", 3)))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("expected at most 2 argument(s) in call to 'info', got 3"),
+            err.contains("expected at most 2 argument(s) in call to \"info\", got 3"),
             "{err}"
         );
     }
@@ -2960,16 +2996,22 @@ or
     #[test]
     fn test_call_arity_bounded_variadic_large() {
         // histogram_quantiles: arg_types=[Vector, String, Scalar, Scalar], variadic=9 → min=3, max=12
-        let err = check_ast(Expr::Call(make_call("histogram_quantiles", 2))).unwrap_err();
+        let err = check_ast(Expr::Call(make_call("histogram_quantiles", 2)))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("expected at least 3 argument(s) in call to 'histogram_quantiles', got 2"),
+            err.contains(
+                "expected at least 3 argument(s) in call to \"histogram_quantiles\", got 2"
+            ),
             "{err}"
         );
 
-        let err = check_ast(Expr::Call(make_call("histogram_quantiles", 13))).unwrap_err();
+        let err = check_ast(Expr::Call(make_call("histogram_quantiles", 13)))
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains(
-                "expected at most 12 argument(s) in call to 'histogram_quantiles', got 13"
+                "expected at most 12 argument(s) in call to \"histogram_quantiles\", got 13"
             ),
             "{err}"
         );
@@ -2978,16 +3020,20 @@ or
     #[test]
     fn test_call_arity_unbounded_variadic() {
         // label_join: arg_types=[Vector, String, String, String], variadic=-1 → min=3, no max
-        let err = check_ast(Expr::Call(make_call("label_join", 2))).unwrap_err();
+        let err = check_ast(Expr::Call(make_call("label_join", 2)))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("expected at least 3 argument(s) in call to 'label_join', got 2"),
+            err.contains("expected at least 3 argument(s) in call to \"label_join\", got 2"),
             "{err}"
         );
 
         // sort_by_label: arg_types=[Vector, String], variadic=-1 → min=1, no max
-        let err = check_ast(Expr::Call(make_call("sort_by_label", 0))).unwrap_err();
+        let err = check_ast(Expr::Call(make_call("sort_by_label", 0)))
+            .unwrap_err()
+            .to_string();
         assert!(
-            err.contains("expected at least 1 argument(s) in call to 'sort_by_label', got 0"),
+            err.contains("expected at least 1 argument(s) in call to \"sort_by_label\", got 0"),
             "{err}"
         );
     }

@@ -387,6 +387,16 @@ lazy_static! {
             ValueType::Vector,
             true
         ),
+        // sonde: Prometheus 2.x's name of double_exponential_smoothing, so
+        // that 2.x rule files and dashboards parse, and errors name the
+        // function as the user wrote it.
+        function!(
+            "holt_winters",
+            vec![ValueType::Matrix, ValueType::Scalar, ValueType::Scalar],
+            0,
+            ValueType::Vector,
+            false
+        ),
         function!("hour", vec![ValueType::Vector], 1, ValueType::Vector, false),
         function!(
             "idelta",

@@ -12,6 +12,7 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 
+use crate::parser::production::ParseError;
 use crate::parser::token::*;
 use cfgrammar::NewlineCache;
 use lrlex::{DefaultLexeme, DefaultLexerTypes, LRNonStreamingLexer};
@@ -23,16 +24,18 @@ const STRING_SYMBOLS: &str = r#"'"`"#;
 
 pub(crate) type LexemeType = DefaultLexeme<TokenId>;
 
-pub fn lexer(s: &str) -> Result<LRNonStreamingLexer<'_, '_, DefaultLexerTypes<TokenId>>, String> {
-    let lexemes: Vec<Result<LexemeType, String>> = Lexer::new(s).collect();
+pub fn lexer(
+    s: &str,
+) -> Result<LRNonStreamingLexer<'_, '_, DefaultLexerTypes<TokenId>>, ParseError> {
+    let lexemes: Vec<Result<LexemeType, ParseError>> = Lexer::new(s).collect();
     match lexemes.last() {
-        Some(Err(info)) => Err(info.into()),
+        Some(Err(info)) => Err(info.clone()),
         Some(Ok(_)) => {
             // TODO: use better error mechanism, instead of filtering the err.
             let lexemes = lexemes.into_iter().filter_map(|l| l.ok()).map(Ok).collect();
             Ok(LRNonStreamingLexer::new(s, lexemes, NewlineCache::new()))
         }
-        None => Err(format!("no expression found in input: '{s}'")),
+        None => Err(format!("no expression found in input: '{s}'").into()),
     }
 }
 
@@ -548,7 +551,10 @@ impl Lexer {
     fn accept_escape(&mut self, symbol: char) -> State {
         match self.pop() {
             Some(ch) if ch == symbol || ESCAPE_SYMBOLS.contains(ch) => State::String(symbol),
-            Some(ch) => State::Err(format!("unknown escape sequence U+{:04X} '{ch}'", ch as u32)),
+            Some(ch) => State::Err(format!(
+                "unknown escape sequence U+{:04X} '{ch}'",
+                ch as u32
+            )),
             None => State::Err("escape sequence not terminated".into()),
         }
     }
@@ -680,7 +686,7 @@ impl Lexer {
 
 // TODO: reference iterator
 impl Iterator for Lexer {
-    type Item = Result<LexemeType, String>;
+    type Item = Result<LexemeType, ParseError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         // Iterative rather than recursive: the skip arm below is a tail call,
@@ -702,7 +708,7 @@ impl Iterator for Lexer {
                     } else {
                         self.ctx.start
                     };
-                    return Some(Err(crate::parser::production::located(at, info)));
+                    return Some(Err(ParseError::at(at, info)));
                 }
                 State::End => return None,
                 _ => continue,
@@ -770,6 +776,7 @@ mod tests {
                 let actual: Vec<Result<LexemeType, String>> = Lexer::new(input)
                     // in lex test cases, we don't compare the EOF token
                     .filter(|r| !matches!(r, Ok(l) if l.tok_id() == T_EOF))
+                    .map(|r| r.map_err(|e| e.message))
                     .collect();
                 (input, expected, actual)
             })
@@ -880,12 +887,12 @@ mod tests {
             (
                 "\"test\\.expression\"",
                 vec![],
-                Some("unknown escape sequence '.'"),
+                Some("unknown escape sequence U+002E '.'"),
             ),
             (
                 "`test\\.expression`",
                 vec![],
-                Some("unknown escape sequence '.'"),
+                Some("unknown escape sequence U+002E '.'"),
             ),
             (".٩", vec![], Some("unexpected character after '.': '٩'")),
             // TODO: accept_escape SHOULD support invalid escape character
@@ -1191,7 +1198,7 @@ mod tests {
                 vec![(T_LEFT_BRACE, 0, 1)],
                 Some("unexpected end of input inside braces"),
             ),
-            ("}", vec![], Some("unexpected right brace '}'")),
+            ("}", vec![], Some("unexpected character: '}'")),
             (
                 "{{",
                 vec![(T_LEFT_BRACE, 0, 1)],
@@ -1205,7 +1212,7 @@ mod tests {
             (
                 "[",
                 vec![(T_LEFT_BRACKET, 0, 1)],
-                Some("unexpected end of input inside brackets"),
+                Some("unclosed left bracket"),
             ),
             (
                 "[[",
@@ -1411,7 +1418,7 @@ mod tests {
                     (T_COLON, 23, 1),
                     (T_DURATION, 24, 2),
                 ],
-                Some("unexpected second colon(:) in brackets"),
+                Some("unexpected colon ':'"),
             ),
             (
                 r#"test:name{on!~"bar"}[4m:4s:]"#,
@@ -1427,7 +1434,7 @@ mod tests {
                     (T_COLON, 23, 1),
                     (T_DURATION, 24, 2),
                 ],
-                Some("unexpected second colon(:) in brackets"),
+                Some("unexpected colon ':'"),
             ),
             (
                 r#"test:name{on!~"bar"}[4m::]"#,
@@ -1442,7 +1449,7 @@ mod tests {
                     (T_DURATION, 21, 2),
                     (T_COLON, 23, 1),
                 ],
-                Some("unexpected second colon(:) in brackets"),
+                Some("unexpected colon ':'"),
             ),
             (
                 r#"test:name{on!~"bar"}[:4s]"#,
@@ -1472,6 +1479,7 @@ mod tests {
             .spawn(move || {
                 let actual: Vec<Result<LexemeType, String>> = Lexer::new(&input)
                     .filter(|r| !matches!(r, Ok(l) if l.tok_id() == T_EOF))
+                    .map(|r| r.map_err(|e| e.message))
                     .collect();
                 let expected: Vec<Result<LexemeType, String>> = expected
                     .into_iter()

@@ -36,7 +36,7 @@ pub use ast::{
 pub use function::{clear_extra_functions, register_extra_functions, Function, FunctionArgs};
 pub use lex::lexer;
 pub use parse::parse;
-pub use production::split_located;
+pub use production::{ParseError, Part};
 
 // FIXME: show more helpful error message to some invalid promql queries.
 const INVALID_QUERY_INFO: &str = "invalid promql query";

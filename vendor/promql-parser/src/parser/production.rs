@@ -28,7 +28,7 @@ pub(crate) fn span_to_string(
 pub(crate) fn lexeme_to_string(
     lexer: &dyn NonStreamingLexer<DefaultLexerTypes<TokenId>>,
     lexeme: &Result<LexemeType, LexemeType>,
-) -> Result<String, String> {
+) -> Result<String, ParseError> {
     lexeme
         .map(|l| span_to_string(lexer, l.span()))
         .map_err(|_| "ParseError".into())
@@ -37,57 +37,106 @@ pub(crate) fn lexeme_to_string(
 pub(crate) fn lexeme_to_token(
     lexer: &dyn NonStreamingLexer<DefaultLexerTypes<TokenId>>,
     lexeme: Result<LexemeType, LexemeType>,
-) -> Result<Token, String> {
+) -> Result<Token, ParseError> {
     lexeme
         .map(|l| Token::new(l.tok_id(), span_to_string(lexer, l.span())))
         .map_err(|_| "ParseError".into())
 }
 
-/// sonde: an error message that carries the byte offset where it is, as
-/// `"\0<offset>\0<message>"` (the crate's errors are plain strings; sonde's
-/// front end turns the offset into Prometheus' `<line>:<column>:`).
-pub fn located(pos: usize, msg: impl std::fmt::Display) -> String {
-    format!("\u{0}{pos}\u{0}{msg}")
+/// sonde: which part of its node a check error is about, so that it can be
+/// placed where Prometheus places it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// Argument `i` of a call, or of an aggregation's body.
+    Arg(usize),
+    /// The operator of a binary expression.
+    Op,
+    /// The left-hand side of a binary expression.
+    Lhs,
+    /// The right-hand side of a binary expression.
+    Rhs,
 }
 
-/// sonde: splits a [`located`] message into its offset and text.
-pub fn split_located(msg: &str) -> Option<(usize, &str)> {
-    let rest = msg.strip_prefix('\u{0}')?;
-    let (pos, text) = rest.split_once('\u{0}')?;
-    Some((pos.parse().ok()?, text))
+/// sonde: a lexer, syntax or check error, with the byte offset where it is
+/// once known (upstream's errors are plain strings without a position).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// Byte offset in the input where Prometheus reports the error.
+    pub pos: Option<usize>,
+    /// The part of its node a check error is about, until it is placed.
+    pub part: Option<Part>,
+    /// The message, in Prometheus' words.
+    pub message: String,
 }
 
-/// sonde: marks a check error with the part of its node it is about
-/// (`"\x01<part>\x01<message>"`): `a<i>` is argument `i` of a call or
-/// aggregation body, `op`/`lhs`/`rhs` the parts of a binary expression.
-pub(crate) fn about(part: &str, msg: impl std::fmt::Display) -> String {
-    format!("\u{1}{part}\u{1}{msg}")
+impl ParseError {
+    /// An error at byte `pos`.
+    pub fn at(pos: usize, message: impl std::fmt::Display) -> Self {
+        ParseError {
+            pos: Some(pos),
+            part: None,
+            message: message.to_string(),
+        }
+    }
 }
 
-fn split_about(msg: &str) -> Option<(&str, &str)> {
-    msg.strip_prefix('\u{1}')?.split_once('\u{1}')
+impl std::fmt::Display for ParseError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ParseError {}
+
+impl From<String> for ParseError {
+    fn from(message: String) -> Self {
+        ParseError {
+            pos: None,
+            part: None,
+            message,
+        }
+    }
+}
+
+impl From<&str> for ParseError {
+    fn from(message: &str) -> Self {
+        message.to_string().into()
+    }
+}
+
+/// sonde: an error at byte `pos`.
+pub(crate) fn located(pos: usize, msg: impl std::fmt::Display) -> ParseError {
+    ParseError::at(pos, msg)
+}
+
+/// sonde: a check error about `part` of its node, placed by [`locate`] or
+/// [`locate_binary`].
+pub(crate) fn about(part: Part, msg: impl std::fmt::Display) -> ParseError {
+    ParseError {
+        pos: None,
+        part: Some(part),
+        message: msg.to_string(),
+    }
 }
 
 /// sonde: gives an error of the node `text` (which starts at byte `start`)
 /// its offset, as Prometheus places it: at the argument or part it is about,
 /// else at the node. An error that already has one (from an inner node) is
 /// kept as it is.
-pub(crate) fn locate<T>(res: Result<T, String>, start: usize, text: &str) -> Result<T, String> {
-    res.map_err(|m| {
-        if split_located(&m).is_some() {
-            return m;
+pub(crate) fn locate<T>(
+    res: Result<T, ParseError>,
+    start: usize,
+    text: &str,
+) -> Result<T, ParseError> {
+    res.map_err(|mut e| {
+        if e.pos.is_none() {
+            let at = match e.part {
+                Some(Part::Arg(i)) => arg_offset(text, i).unwrap_or(0),
+                _ => 0,
+            };
+            e.pos = Some(start + at);
         }
-        match split_about(&m) {
-            Some((part, msg)) => {
-                let at = part
-                    .strip_prefix('a')
-                    .and_then(|i| i.parse().ok())
-                    .and_then(|i| arg_offset(text, i))
-                    .unwrap_or(0);
-                located(start + at, msg)
-            }
-            None => located(start, m),
-        }
+        e
     })
 }
 
@@ -96,22 +145,21 @@ pub(crate) fn locate<T>(res: Result<T, String>, start: usize, text: &str) -> Res
 /// first token after the operator and its modifiers in `after_op`, which
 /// starts at `op_end`).
 pub(crate) fn locate_binary<T>(
-    res: Result<T, String>,
+    res: Result<T, ParseError>,
     node_start: usize,
     op_start: usize,
     op_end: usize,
     after_op: &str,
-) -> Result<T, String> {
-    res.map_err(|m| {
-        if split_located(&m).is_some() {
-            return m;
+) -> Result<T, ParseError> {
+    res.map_err(|mut e| {
+        if e.pos.is_none() {
+            e.pos = Some(match e.part {
+                Some(Part::Op) => op_start,
+                Some(Part::Rhs) => op_end + rhs_offset(after_op),
+                _ => node_start,
+            });
         }
-        match split_about(&m) {
-            Some(("op", msg)) => located(op_start, msg),
-            Some(("rhs", msg)) => located(op_end + rhs_offset(after_op), msg),
-            Some((_, msg)) => located(node_start, msg),
-            None => located(node_start, m),
-        }
+        e
     })
 }
 
@@ -254,6 +302,30 @@ fn arg_offset(text: &str, n: usize) -> Option<usize> {
 mod tests {
     use super::*;
     use crate::parser::{lex, token};
+
+    /// sonde: errors are typed and say where they are, as Prometheus places
+    /// them: a syntax error at the unexpected token, a type error at the
+    /// argument it is about, a binary expression's at its operator.
+    #[test]
+    fn errors_carry_their_position() {
+        let at = |q: &str| crate::parser::parse(q).unwrap_err();
+        let e = at("foo + ");
+        assert_eq!(
+            (e.pos, e.message.as_str()),
+            (Some(6), "unexpected end of input")
+        );
+        let e = at("sum(x) + rate(y)");
+        assert_eq!(e.pos, Some(14));
+        assert_eq!(e.part, Some(Part::Arg(0)));
+        assert_eq!(
+            e.to_string(),
+            "expected type range vector in call to function \"rate\", got instant vector"
+        );
+        let e = at("1 > 2");
+        assert_eq!((e.pos, e.part), (Some(2), Some(Part::Op)));
+        let e = at("x{a=~\"b\"} )");
+        assert_eq!(e.pos, Some(11));
+    }
 
     #[test]
     fn test_span_to_string() {

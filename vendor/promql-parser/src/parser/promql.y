@@ -147,13 +147,13 @@ START_METRIC_SELECTOR
 %right LEFT_PAREN
 
 %%
-start -> Result<Expr, String>:
+start -> Result<Expr, ParseError>:
                 expr { $1 }
         |       expr EOF { $1 }
         |       EOF { Err("no expression found in input".into()) }
 ;
 
-expr -> Result<Expr, String>:
+expr -> Result<Expr, ParseError>:
 /* check_ast from bottom to up for nested exprs */
                 aggregate_expr { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
         |       at_expr { locate($1.and_then(check_ast), $span.start(), $lexer.span_str($span)) }
@@ -172,7 +172,7 @@ expr -> Result<Expr, String>:
 /*
  * Aggregations.
  */
-aggregate_expr -> Result<Expr, String>:
+aggregate_expr -> Result<Expr, ParseError>:
                 aggregate_op aggregate_modifier function_call_body
                 {
                         Expr::new_aggregate_expr($1?.id(), Some($2?), $3?)
@@ -187,7 +187,7 @@ aggregate_expr -> Result<Expr, String>:
                 }
 ;
 
-aggregate_modifier -> Result<LabelModifier, String>:
+aggregate_modifier -> Result<LabelModifier, ParseError>:
                 BY grouping_labels { Ok(LabelModifier::Include($2?)) }
         |       WITHOUT grouping_labels { Ok(LabelModifier::Exclude($2?)) }
 ;
@@ -196,7 +196,7 @@ aggregate_modifier -> Result<LabelModifier, String>:
  * Binary expressions.
  */
 // Operator precedence only works if each of those is listed separately.
-binary_expr -> Result<Expr, String>:
+binary_expr -> Result<Expr, ParseError>:
                 expr ADD       bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
         |       expr ATAN2   bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
         |       expr DIV     bin_modifier expr { binary($1, lexeme_to_token($lexer, $2), $3, $4, $2.map(|l| l.span()).unwrap_or($span), $span, $lexer) }
@@ -217,11 +217,11 @@ binary_expr -> Result<Expr, String>:
 
 // Using left recursion for the modifier rules, helps to keep the parser stack small and
 // reduces allocations
-bin_modifier -> Result<Option<BinModifier>, String>:
+bin_modifier -> Result<Option<BinModifier>, ParseError>:
                 fill_modifiers { $1 }
 ;
 
-bool_modifier -> Result<Option<BinModifier>, String>:
+bool_modifier -> Result<Option<BinModifier>, ParseError>:
                 { Ok(None) }
         |       BOOL
                 {
@@ -230,7 +230,7 @@ bool_modifier -> Result<Option<BinModifier>, String>:
                 }
 ;
 
-on_or_ignoring -> Result<Option<BinModifier>, String>:
+on_or_ignoring -> Result<Option<BinModifier>, ParseError>:
                 bool_modifier IGNORING grouping_labels
                 {
                         Ok(update_optional_matching($1?, Some(LabelModifier::Exclude($3?))))
@@ -241,7 +241,7 @@ on_or_ignoring -> Result<Option<BinModifier>, String>:
                 }
 ;
 
-group_modifiers -> Result<Option<BinModifier>, String>:
+group_modifiers -> Result<Option<BinModifier>, ParseError>:
                 bool_modifier { $1 }
         |       on_or_ignoring { $1 }
         |       on_or_ignoring GROUP_LEFT grouping_labels
@@ -264,7 +264,7 @@ group_modifiers -> Result<Option<BinModifier>, String>:
         |       GROUP_RIGHT grouping_labels { Err("unexpected <group_right>".into()) }
 ;
 
-fill_modifiers -> Result<Option<BinModifier>, String>:
+fill_modifiers -> Result<Option<BinModifier>, ParseError>:
                  group_modifiers { $1 }
         |        group_modifiers FILL fill_value
                  {
@@ -289,18 +289,18 @@ fill_modifiers -> Result<Option<BinModifier>, String>:
                  }
 ;
 
-grouping_labels -> Result<Labels, String>:
+grouping_labels -> Result<Labels, ParseError>:
                 LEFT_PAREN grouping_label_list RIGHT_PAREN { $2 }
         |       LEFT_PAREN grouping_label_list COMMA RIGHT_PAREN { $2 }
         |       LEFT_PAREN RIGHT_PAREN { Ok(Labels::new(vec![])) }
 ;
 
-grouping_label_list -> Result<Labels, String>:
+grouping_label_list -> Result<Labels, ParseError>:
                 grouping_label_list COMMA grouping_label { Ok($1?.append($3?.val)) }
         |       grouping_label { Ok(Labels::new(vec![&$1?.val])) }
 ;
 
-grouping_label -> Result<Token, String>:
+grouping_label -> Result<Token, ParseError>:
                 maybe_label
                 {
                         let token = $1?;
@@ -308,7 +308,7 @@ grouping_label -> Result<Token, String>:
                         if is_label(label) {
                             Ok(token)
                         } else {
-                            Err(format!("{label} is not valid label in grouping opts"))
+                            Err(format!("{label} is not valid label in grouping opts").into())
                         }
                 }
         |       STRING {
@@ -317,29 +317,29 @@ grouping_label -> Result<Token, String>:
                 }
 ;
 
-fill_value -> Result<f64, String>:
+fill_value -> Result<f64, ParseError>:
                 LEFT_PAREN NUMBER RIGHT_PAREN
                 {
                         if let Ok(tok) = $2 {
-                            parse_str_radix($lexer.span_str(tok.span()))
+                            parse_str_radix($lexer.span_str(tok.span())).map_err(ParseError::from)
                         } else {
-                            Err("Number expected for fill value".to_string())
+                            Err("Number expected for fill value".into())
                         }
                 }
         |       LEFT_PAREN ADD NUMBER RIGHT_PAREN
                 {
                         if let Ok(tok) = $3 {
-                            parse_str_radix($lexer.span_str(tok.span()))
+                            parse_str_radix($lexer.span_str(tok.span())).map_err(ParseError::from)
                         } else {
-                            Err("Number expected for fill value".to_string())
+                            Err("Number expected for fill value".into())
                         }
                 }
         |       LEFT_PAREN SUB NUMBER RIGHT_PAREN
                 {
                         if let Ok(tok) = $3 {
-                            parse_str_radix($lexer.span_str(tok.span())).map(|v| -v)
+                            parse_str_radix($lexer.span_str(tok.span())).map(|v| -v).map_err(ParseError::from)
                         } else {
-                            Err("Number expected for fill value".to_string())
+                            Err("Number expected for fill value".into())
                         }
                 }
 ;
@@ -347,12 +347,12 @@ fill_value -> Result<f64, String>:
 /*
  * Function calls.
  */
-function_call -> Result<Expr, String>:
+function_call -> Result<Expr, ParseError>:
                 IDENTIFIER function_call_body
                 {
                         let name = lexeme_to_string($lexer, &$1)?;
                         match get_function(&name) {
-                            None => Err(format!("unknown function with name \"{name}\"")),
+                            None => Err(format!("unknown function with name \"{name}\"").into()),
                             Some(func) => Expr::new_call(func, $2?)
                         }
                 }
@@ -360,18 +360,18 @@ function_call -> Result<Expr, String>:
                 {
                         let name = $1?.val;
                         match get_function(&name) {
-                            None => Err(format!("unknown function with name \"{name}\"")),
+                            None => Err(format!("unknown function with name \"{name}\"").into()),
                             Some(func) => Expr::new_call(func, $2?)
                         }
                 }
 ;
 
-function_call_body -> Result<FunctionArgs, String>:
+function_call_body -> Result<FunctionArgs, ParseError>:
                 LEFT_PAREN function_call_args RIGHT_PAREN { $2 }
         |       LEFT_PAREN RIGHT_PAREN { Ok(FunctionArgs::empty_args()) }
 ;
 
-function_call_args -> Result<FunctionArgs, String>:
+function_call_args -> Result<FunctionArgs, ParseError>:
                 function_call_args COMMA expr { Ok($1?.append_args($3?)) }
         |       expr { Ok(FunctionArgs::new_args($1?)) }
         |       function_call_args COMMA { Err("trailing commas not allowed in function call args".into()) }
@@ -380,14 +380,14 @@ function_call_args -> Result<FunctionArgs, String>:
 /*
  * Expressions inside parentheses.
  */
-paren_expr -> Result<Expr, String>:
+paren_expr -> Result<Expr, ParseError>:
                 LEFT_PAREN expr RIGHT_PAREN { Expr::new_paren_expr($2?) }
 ;
 
 /*
  * Offset modifiers.
  */
-offset_expr -> Result<Expr, String>:
+offset_expr -> Result<Expr, ParseError>:
                 expr OFFSET duration { $1?.offset_expr(Offset::Pos($3?)) }
         |       expr OFFSET ADD duration
                 {
@@ -404,7 +404,7 @@ offset_expr -> Result<Expr, String>:
  *
  * the original name of this production head is step_invariant_expr
  */
-at_expr -> Result<Expr, String>:
+at_expr -> Result<Expr, ParseError>:
                 expr AT number_literal { $1?.at_expr(AtModifier::try_from($3?)?) }
         |       expr AT ADD number_literal { $1?.at_expr(AtModifier::try_from($4?)?) }
         |       expr AT SUB number_literal
@@ -423,7 +423,7 @@ at_expr -> Result<Expr, String>:
                 }
 ;
 
-at_modifier_preprocessors -> Result<Token, String>:
+at_modifier_preprocessors -> Result<Token, ParseError>:
                 START { lexeme_to_token($lexer, $1) }
         |       END { lexeme_to_token($lexer, $1) }
 ;
@@ -431,7 +431,7 @@ at_modifier_preprocessors -> Result<Token, String>:
 /*
  * Subquery and range selectors.
  */
-matrix_selector -> Result<Expr, String>:
+matrix_selector -> Result<Expr, ParseError>:
                 expr LEFT_BRACKET duration RIGHT_BRACKET
                 {
                         // sonde: errors about the range sit at its bracket, as in Prometheus.
@@ -445,7 +445,7 @@ matrix_selector -> Result<Expr, String>:
                 }
 ;
 
-subquery_expr -> Result<Expr, String>:
+subquery_expr -> Result<Expr, ParseError>:
                 expr LEFT_BRACKET duration COLON maybe_duration RIGHT_BRACKET
                 {
                         Expr::new_subquery_expr($1?, $3?, $5?)
@@ -455,7 +455,7 @@ subquery_expr -> Result<Expr, String>:
 /*
  * Unary expressions.
  */
-unary_expr -> Result<Expr, String>:
+unary_expr -> Result<Expr, ParseError>:
                 ADD expr %prec MUL { Expr::new_unary_plus($2?) }
         |       SUB expr %prec MUL { Expr::new_unary_expr($2?) }
 ;
@@ -463,7 +463,7 @@ unary_expr -> Result<Expr, String>:
 /*
  * Vector selectors.
  */
-vector_selector -> Result<Expr, String>:
+vector_selector -> Result<Expr, ParseError>:
                 metric_identifier label_matchers
                 {
                         Expr::new_vector_selector(Some($1?.val), $2?)
@@ -478,7 +478,7 @@ vector_selector -> Result<Expr, String>:
                 }
 ;
 
-label_matchers -> Result<Matchers, String>:
+label_matchers -> Result<Matchers, ParseError>:
                 LEFT_BRACE label_match_list RIGHT_BRACE { $2 }
         |       LEFT_BRACE label_match_list COMMA RIGHT_BRACE { $2 }
         |       LEFT_BRACE RIGHT_BRACE { Ok(Matchers::empty()) }
@@ -486,86 +486,86 @@ label_matchers -> Result<Matchers, String>:
                 { Err("unexpected ',' in label matching, expected identifier or right_brace".into()) }
 ;
 
-label_match_list -> Result<Matchers, String>:
+label_match_list -> Result<Matchers, ParseError>:
                 label_match_list COMMA label_matcher { Ok($1?.append($3?)) }
         |       label_match_list LOR label_matcher { Ok($1?.append_or($3?)) }
         |       label_matcher { Ok(Matchers::empty().append($1?)) }
 ;
 
-label_matcher -> Result<Matcher, String>:
+label_matcher -> Result<Matcher, ParseError>:
                 IDENTIFIER match_op STRING
                 {
                         let name = lexeme_to_string($lexer, &$1)?;
                         let value = unquote_string(&lexeme_to_string($lexer, &$3)?)?;
-                        Matcher::new_matcher($2?.id(), name, value)
+                        Matcher::new_matcher($2?.id(), name, value).map_err(ParseError::from)
                 }
         |       string_identifier match_op STRING
                 {
                         let name = $1?;
                         let value = unquote_string(&lexeme_to_string($lexer, &$3)?)?;
-                        Matcher::new_matcher($2?.id(), name, value)
+                        Matcher::new_matcher($2?.id(), name, value).map_err(ParseError::from)
                 }
         |       string_identifier
                 {
-                        Matcher::new_metric_name_matcher($1?)
+                        Matcher::new_metric_name_matcher($1?).map_err(ParseError::from)
                 }
         |       IDENTIFIER match_op match_op
                 {
                         let op = $3?.val;
-                        Err(format!("unexpected '{op}' in label matching, expected string"))
+                        Err(format!("unexpected '{op}' in label matching, expected string").into())
 
                 }
         |       string_identifier match_op match_op
                 {
                         let op = $3?.val;
-                        Err(format!("unexpected '{op}' in label matching, expected string"))
+                        Err(format!("unexpected '{op}' in label matching, expected string").into())
 
                 }
         |       IDENTIFIER match_op match_op STRING
                 {
                         let op = $3?.val;
-                        Err(format!("unexpected '{op}' in label matching, expected string"))
+                        Err(format!("unexpected '{op}' in label matching, expected string").into())
 
                 }
         |       string_identifier match_op match_op STRING
                 {
                         let op = $3?.val;
-                        Err(format!("unexpected '{op}' in label matching, expected string"))
+                        Err(format!("unexpected '{op}' in label matching, expected string").into())
 
                 }
         |       IDENTIFIER match_op match_op IDENTIFIER
                 {
                         let op = $3?.val;
-                        Err(format!("unexpected '{op}' in label matching, expected string"))
+                        Err(format!("unexpected '{op}' in label matching, expected string").into())
 
                 }
         |       string_identifier match_op match_op IDENTIFIER
                 {
                         let op = $3?.val;
-                        Err(format!("unexpected '{op}' in label matching, expected string"))
+                        Err(format!("unexpected '{op}' in label matching, expected string").into())
 
                 }
         |       IDENTIFIER match_op IDENTIFIER
                 {
                         let id = lexeme_to_string($lexer, &$3)?;
-                        Err(format!("unexpected identifier '{id}' in label matching, expected string"))
+                        Err(format!("unexpected identifier '{id}' in label matching, expected string").into())
                 }
         |       string_identifier match_op IDENTIFIER
                 {
                         let id = lexeme_to_string($lexer, &$3)?;
-                        Err(format!("unexpected identifier '{id}' in label matching, expected string"))
+                        Err(format!("unexpected identifier '{id}' in label matching, expected string").into())
                 }
         |       IDENTIFIER
                 {
                         let id = lexeme_to_string($lexer, &$1)?;
-                        Err(format!("invalid label matcher, expected label matching operator after '{id}'"))
+                        Err(format!("invalid label matcher, expected label matching operator after '{id}'").into())
                 }
 ;
 
 /*
  * Metric descriptions.
  */
-metric_identifier -> Result<Token, String>:
+metric_identifier -> Result<Token, ParseError>:
                 AVG { lexeme_to_token($lexer, $1) }
         |       BOTTOMK { lexeme_to_token($lexer, $1) }
         |       BY { lexeme_to_token($lexer, $1) }
@@ -603,7 +603,7 @@ metric_identifier -> Result<Token, String>:
 /*
  * Keyword lists.
  */
-aggregate_op -> Result<Token, String>:
+aggregate_op -> Result<Token, ParseError>:
                 AVG { lexeme_to_token($lexer, $1) }
         |       BOTTOMK { lexeme_to_token($lexer, $1) }
         |       COUNT { lexeme_to_token($lexer, $1) }
@@ -622,7 +622,7 @@ aggregate_op -> Result<Token, String>:
 
 // inside of grouping options label names can be recognized as keywords by the lexer.
 // This is a list of keywords that could also be a label name.
-maybe_label -> Result<Token, String>:
+maybe_label -> Result<Token, ParseError>:
                 AVG { lexeme_to_token($lexer, $1) }
         |       BOOL { lexeme_to_token($lexer, $1) }
         |       BOTTOMK { lexeme_to_token($lexer, $1) }
@@ -657,7 +657,7 @@ maybe_label -> Result<Token, String>:
         |       ATAN2 { lexeme_to_token($lexer, $1) }
 ;
 
-match_op -> Result<Token, String>:
+match_op -> Result<Token, ParseError>:
                 EQL { lexeme_to_token($lexer, $1) }
         |       NEQ { lexeme_to_token($lexer, $1) }
         |       EQL_REGEX { lexeme_to_token($lexer, $1) }
@@ -667,7 +667,7 @@ match_op -> Result<Token, String>:
 /*
  * Literals.
  */
-number_literal -> Result<Expr, String>:
+number_literal -> Result<Expr, ParseError>:
                 NUMBER
                 {
                         let num = parse_str_radix($lexer.span_str($span))?;
@@ -680,26 +680,26 @@ number_literal -> Result<Expr, String>:
                 }
 ;
 
-string_literal -> Result<Expr, String>:
+string_literal -> Result<Expr, ParseError>:
                 STRING { Ok(Expr::from(unquote_string(&span_to_string($lexer, $span))?)) }
 ;
 
-string_identifier -> Result<String, String>:
+string_identifier -> Result<String, ParseError>:
                 STRING {
                         let name = unquote_string(&span_to_string($lexer, $span))?;
                         Ok(name)
                 }
 ;
 
-duration -> Result<Duration, String>:
-                DURATION { parse_duration($lexer.span_str($span)) }
+duration -> Result<Duration, ParseError>:
+                DURATION { parse_duration($lexer.span_str($span)).map_err(ParseError::from) }
         |       NUMBER
                 {
                         // Seconds, as from Prometheus 2.55 on (2.42 wants a unit).
                         let num = parse_str_radix($lexer.span_str($span))?;
                         // (sonde: a huge or negative number is an error, not a panic)
                         Duration::try_from_secs_f64(num).map_err(|_| {
-                            format!("duration {} out of range", $lexer.span_str($span))
+                            ParseError::from(format!("duration {} out of range", $lexer.span_str($span)))
                         })
                 }
 ;
@@ -707,7 +707,7 @@ duration -> Result<Duration, String>:
 /*
  * Wrappers for optional arguments.
  */
-maybe_duration -> Result<Option<Duration>, String>:
+maybe_duration -> Result<Option<Duration>, ParseError>:
                 { Ok(None) }
         |       duration { $1.map(Some) }
 ;
@@ -720,7 +720,7 @@ use crate::parser::{AtModifier, BinModifier, Expr, FunctionArgs, LabelModifier, 
 use crate::parser::ast::check_ast;
 use crate::parser::function::get_function;
 use crate::parser::lex::is_label;
-use crate::parser::production::{lexeme_to_string, lexeme_to_token, locate, locate_binary, located, span_to_string};
+use crate::parser::production::{lexeme_to_string, lexeme_to_token, locate, locate_binary, located, span_to_string, ParseError};
 use crate::parser::token::TokenId;
 use lrlex::DefaultLexerTypes;
 use lrpar::{NonStreamingLexer, Span};
@@ -730,14 +730,14 @@ use crate::util::{parse_duration, parse_str_radix, unquote_string};
 /// sonde: builds and checks a binary expression, placing check errors as
 /// Prometheus does (operator, left or right side).
 fn binary(
-    lhs: Result<Expr, String>,
-    op: Result<Token, String>,
-    modifier: Result<Option<BinModifier>, String>,
-    rhs: Result<Expr, String>,
+    lhs: Result<Expr, ParseError>,
+    op: Result<Token, ParseError>,
+    modifier: Result<Option<BinModifier>, ParseError>,
+    rhs: Result<Expr, ParseError>,
     op_span: Span,
     span: Span,
     lexer: &dyn NonStreamingLexer<DefaultLexerTypes<TokenId>>,
-) -> Result<Expr, String> {
+) -> Result<Expr, ParseError> {
     let e = Expr::new_binary_expr(lhs?, op?.id(), modifier?, rhs?)?;
     let after = lexer.span_str(Span::new(op_span.end(), span.end().max(op_span.end())));
     locate_binary(check_ast(e), span.start(), op_span.start(), op_span.end(), after)
