@@ -965,333 +965,78 @@ mod tests {
         check_with(NameValidationScheme::Utf8, name, input, yaml, want);
     }
 
-    const ABC: Pairs<'static> = &[("a", "foo"), ("b", "bar"), ("c", "baz")];
+    /// One case of the data-driven corpus in `tests/testdata/relabel/`.
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct CorpusCase {
+        name: String,
+        #[serde(default)]
+        scheme: Option<String>,
+        input: BTreeMap<String, String>,
+        rules: String,
+        #[serde(default)]
+        want: Option<BTreeMap<String, String>>,
+        #[serde(default)]
+        dropped: bool,
+    }
 
-    // Cases modelled on Prometheus' model/relabel/relabel_test.go (TestRelabel).
+    /// Every case of `tests/testdata/relabel/*.yaml`: input labels, a
+    /// relabel_configs list, and the labels wanted after it (or a drop).
     #[test]
-    fn prometheus_table() {
-        let cases: &[(&str, Pairs<'_>, &str, Option<Pairs<'_>>)] = &[
-            (
-                "replace with ${1} twice",
-                ABC,
-                "- {source_labels: [a], regex: 'f(.*)', target_label: d, separator: ';', replacement: 'ch${1}-ch${1}'}",
-                Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("d", "choo-choo")]),
-            ),
-            (
-                "two sources, chained rules",
-                ABC,
-                "- {source_labels: [a, b], regex: 'f(.*);(.*)r', target_label: a, replacement: 'b${1}${2}m'}\n\
-                 - {source_labels: [c, a], regex: '(b).*b(.*)ba(.*)', target_label: d, replacement: '$1$2$2$3'}",
-                Some(&[("a", "boobam"), ("b", "bar"), ("c", "baz"), ("d", "boooom")]),
-            ),
-            (
-                "drop before replace",
-                &[("a", "foo")],
-                "- {source_labels: [a], regex: '.*o.*', action: drop}\n\
-                 - {source_labels: [a], regex: 'f(.*)', target_label: d, replacement: 'ch$1-ch$1'}",
-                None,
-            ),
-            (
-                "drop matches",
-                &[("a", "foo"), ("b", "bar")],
-                "- {source_labels: [a], regex: '.*o.*', action: drop}",
-                None,
-            ),
-            (
-                "group in the middle",
-                &[("a", "abc")],
-                "- {source_labels: [a], regex: '.*(b).*', target_label: d, replacement: '$1'}",
-                Some(&[("a", "abc"), ("d", "b")]),
-            ),
-            (
-                "drop without match",
-                &[("a", "foo")],
-                "- {source_labels: [a], regex: no-match, action: drop}",
-                Some(&[("a", "foo")]),
-            ),
-            (
-                "alternation is anchored as a whole",
-                &[("a", "foo")],
-                "- {source_labels: [a], regex: 'f|o', action: drop}",
-                Some(&[("a", "foo")]),
-            ),
-            (
-                "keep without match",
-                &[("a", "foo")],
-                "- {source_labels: [a], regex: no-match, action: keep}",
-                None,
-            ),
-            (
-                "keep with match",
-                &[("a", "foo")],
-                "- {source_labels: [a], regex: 'f.*', action: keep}",
-                Some(&[("a", "foo")]),
-            ),
-            (
-                "no replacement without a match",
-                &[("a", "boo")],
-                "- {source_labels: [a], regex: f, target_label: b, replacement: bar}",
-                Some(&[("a", "boo")]),
-            ),
-            (
-                "blank replacement deletes the templated target",
-                &[("a", "foo"), ("f", "baz")],
-                "- {source_labels: [a], regex: '(f).*', target_label: '$1', replacement: '$2'}",
-                Some(&[("a", "foo")]),
-            ),
-            (
-                "hashmod",
-                ABC,
-                "- {source_labels: [c], target_label: d, action: hashmod, modulus: 1000}",
-                Some(&[("a", "foo"), ("b", "bar"), ("c", "baz"), ("d", "976")]),
-            ),
-            (
-                "hashmod with a newline",
-                &[("a", "foo\nbar")],
-                "- {source_labels: [a], target_label: b, action: hashmod, modulus: 1000}",
-                Some(&[("a", "foo\nbar"), ("b", "734")]),
-            ),
-            (
-                "labelmap with a prefix",
-                &[("a", "foo"), ("b1", "bar"), ("b2", "baz")],
-                "- {regex: '(b.*)', replacement: 'bar_${1}', action: labelmap}",
-                Some(&[("a", "foo"), ("b1", "bar"), ("b2", "baz"), ("bar_b1", "bar"), ("bar_b2", "baz")]),
-            ),
-            (
-                "labelmap of meta labels",
-                &[("a", "foo"), ("__meta_my_bar", "aaa"), ("__meta_my_baz", "bbb"), ("__meta_other", "ccc")],
-                "- {regex: '__meta_(my.*)', replacement: '${1}', action: labelmap}",
-                Some(&[
-                    ("a", "foo"),
-                    ("__meta_my_bar", "aaa"),
-                    ("__meta_my_baz", "bbb"),
-                    ("__meta_other", "ccc"),
-                    ("my_bar", "aaa"),
-                    ("my_baz", "bbb"),
-                ]),
-            ),
-            (
-                "templated target",
-                &[("a", "some-name-value")],
-                "- {source_labels: [a], regex: 'some-([^-]+)-([^,]+)', replacement: '${2}', target_label: '${1}'}",
-                Some(&[("a", "some-name-value"), ("name", "value")]),
-            ),
-            (
-                "empty replacement from a missing group",
-                &[("a", "some-name-value")],
-                "- {source_labels: [a], regex: 'some-([^-]+)-([^,]+)', replacement: '${3}', target_label: '${1}'}",
-                Some(&[("a", "some-name-value")]),
-            ),
-            (
-                "target expanding to nothing is invalid",
-                &[("a", "some-name-0")],
-                "- {source_labels: [a], regex: 'some-([^-]+)-([^,]+)', replacement: '${1}', target_label: '${3}'}\n\
-                 - {source_labels: [a], regex: 'some-([^-]+)(-[^,]+)', replacement: '${1}', target_label: '${3}'}",
-                Some(&[("a", "some-name-0")]),
-            ),
-            (
-                "real-life tags",
-                &[("__meta_sd_tags", "path:/secret,job:some-job,label:foo=bar")],
-                "- {source_labels: [__meta_sd_tags], regex: '(?:.+,|^)path:(/[^,]+).*', replacement: '${1}', target_label: __metrics_path__}\n\
-                 - {source_labels: [__meta_sd_tags], regex: '(?:.+,|^)job:([^,]+).*', replacement: '${1}', target_label: job}\n\
-                 - {source_labels: [__meta_sd_tags], regex: '(?:.+,|^)label:([^=]+)=([^,]+).*', replacement: '${2}', target_label: '${1}'}",
-                Some(&[
-                    ("__meta_sd_tags", "path:/secret,job:some-job,label:foo=bar"),
-                    ("__metrics_path__", "/secret"),
-                    ("job", "some-job"),
-                    ("foo", "bar"),
-                ]),
-            ),
-            (
-                "prometheus issue 12283",
-                &[
-                    ("__meta_kubernetes_pod_container_port_name", "foo"),
-                    ("__meta_kubernetes_pod_annotation_XXX_metrics_port", "9091"),
-                ],
-                "- {regex: '^__meta_kubernetes_pod_container_port_name$', action: labeldrop}\n\
-                 - {source_labels: [__meta_kubernetes_pod_annotation_XXX_metrics_port], regex: '(.+)', replacement: metrics, target_label: __meta_kubernetes_pod_container_port_name}\n\
-                 - {source_labels: [__meta_kubernetes_pod_container_port_name], regex: '^metrics$', action: keep}",
-                Some(&[
-                    ("__meta_kubernetes_pod_annotation_XXX_metrics_port", "9091"),
-                    ("__meta_kubernetes_pod_container_port_name", "metrics"),
-                ]),
-            ),
-            (
-                "labelkeep",
-                &[("a", "foo"), ("b1", "bar"), ("b2", "baz")],
-                "- {regex: '(b.*)', action: labelkeep}",
-                Some(&[("b1", "bar"), ("b2", "baz")]),
-            ),
-            (
-                "labeldrop",
-                &[("a", "foo"), ("b1", "bar"), ("b2", "baz")],
-                "- {regex: '(b.*)', action: labeldrop}",
-                Some(&[("a", "foo")]),
-            ),
-            (
-                "upper and lower case",
-                &[("foo", "bAr123Foo")],
-                "- {source_labels: [foo], action: uppercase, target_label: foo_uppercase}\n\
-                 - {source_labels: [foo], action: lowercase, target_label: foo_lowercase}",
-                Some(&[("foo", "bAr123Foo"), ("foo_lowercase", "bar123foo"), ("foo_uppercase", "BAR123FOO")]),
-            ),
-            (
-                "keepequal, equal",
-                &[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")],
-                "- {source_labels: [__tmp_port], action: keepequal, target_label: __port1}",
-                Some(&[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")]),
-            ),
-            (
-                "dropequal, equal",
-                &[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")],
-                "- {source_labels: [__tmp_port], action: dropequal, target_label: __port1}",
-                None,
-            ),
-            (
-                "dropequal, different",
-                &[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")],
-                "- {source_labels: [__tmp_port], action: dropequal, target_label: __port2}",
-                Some(&[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")]),
-            ),
-            (
-                "keepequal, different",
-                &[("__tmp_port", "1234"), ("__port1", "1234"), ("__port2", "5678")],
-                "- {source_labels: [__tmp_port], action: keepequal, target_label: __port2}",
-                None,
-            ),
-            (
-                "dot matches newline",
-                &[("a", "line1\nline2"), ("b", "bar"), ("c", "baz")],
-                "- {source_labels: [a], regex: 'line1.*line2', target_label: d, replacement: 'match${1}'}",
-                Some(&[("a", "line1\nline2"), ("b", "bar"), ("c", "baz"), ("d", "match")]),
-            ),
-            (
-                "UTF-8 source label",
-                &[("utf-8.label", "line1\nline2"), ("b", "bar")],
-                "- {source_labels: [utf-8.label], regex: 'line1.*line2', target_label: d, replacement: 'match${1}'}",
-                Some(&[("utf-8.label", "line1\nline2"), ("b", "bar"), ("d", "match")]),
-            ),
-            (
-                "UTF-8 target label",
-                &[("a", "line1\nline2")],
-                "- {source_labels: [a], regex: 'line1.*line2', target_label: utf-8.label, replacement: 'match${1}'}",
-                Some(&[("a", "line1\nline2"), ("utf-8.label", "match")]),
-            ),
-            (
-                "UTF-8 target label with a variable",
-                &[("a", "line1\nline2")],
-                "- {source_labels: [a], regex: 'line1.*line2', target_label: 'utf-8.label${1}', replacement: 'match${1}'}",
-                Some(&[("a", "line1\nline2"), ("utf-8.label", "match")]),
-            ),
-            (
-                "named groups, both syntaxes",
-                &[("a", "line1\nline2")],
-                "- {source_labels: [a], regex: '(line1).*(?<second>line2)', target_label: 'label1_${1}', replacement: 'val_${second}'}\n\
-                 - {source_labels: [a], regex: '(line1).*(?<second>line2)', target_label: 'label2_$1', replacement: 'val_$second'}",
-                Some(&[("a", "line1\nline2"), ("label1_line1", "val_line2"), ("label2_line1", "val_line2")]),
-            ),
-            (
-                "reserved target",
-                &[("__name__", "http_requests_total")],
-                "- {source_labels: [__name__], regex: '.*_total$', target_label: __type__, replacement: counter}",
-                Some(&[("__name__", "http_requests_total"), ("__type__", "counter")]),
-            ),
-        ];
-        for (name, input, yaml, want) in cases {
-            check(name, input, yaml, *want);
+    fn corpus() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/testdata/relabel");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+            .collect();
+        files.sort();
+        let mut ran = 0;
+        for f in &files {
+            let text = std::fs::read_to_string(f).unwrap();
+            let cases: Vec<CorpusCase> =
+                serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            for c in cases {
+                let name = format!("{}: {}", f.display(), c.name);
+                let scheme = match c.scheme.as_deref() {
+                    None | Some("utf8") => NameValidationScheme::Utf8,
+                    Some("legacy") => NameValidationScheme::Legacy,
+                    Some(other) => panic!("{name}: unknown scheme {other:?}"),
+                };
+                assert!(
+                    c.dropped != c.want.is_some(),
+                    "{name}: give either `want:` or `dropped: true`"
+                );
+                let pairs = |m: &BTreeMap<String, String>| -> Vec<(String, String)> {
+                    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+                };
+                let input = pairs(&c.input);
+                let input: Vec<(&str, &str)> = input
+                    .iter()
+                    .map(|(k, v)| (k.as_str(), v.as_str()))
+                    .collect();
+                let want = c.want.as_ref().map(pairs);
+                let want: Option<Vec<(&str, &str)>> = want
+                    .as_ref()
+                    .map(|w| w.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect());
+                check_with(scheme, &name, &input, &c.rules, want.as_deref());
+                ran += 1;
+            }
         }
+        assert!(
+            files.len() >= 9 && ran >= 64,
+            "the corpus shrank: {ran} cases in {} files",
+            files.len()
+        );
     }
 
     #[test]
     fn defaults_apply() {
-        // action replace, regex (.*), replacement $1, separator ;
-        check(
-            "copy a label",
-            &[("a", "x")],
-            "- {source_labels: [a], target_label: b}",
-            Some(&[("a", "x"), ("b", "x")]),
-        );
-        check(
-            "default separator",
-            &[("a", "x"), ("b", "y")],
-            "- {source_labels: [a, b], target_label: c}",
-            Some(&[("a", "x"), ("b", "y"), ("c", "x;y")]),
-        );
-        check(
-            "custom separator",
-            &[("a", "x"), ("b", "y")],
-            "- {source_labels: [a, b], separator: '/', target_label: c}",
-            Some(&[("a", "x"), ("b", "y"), ("c", "x/y")]),
-        );
         let cfgs = rules("- {target_label: x}");
         assert_eq!(cfgs[0].action, RelabelAction::Replace);
         assert_eq!(cfgs[0].separator, ";");
         assert_eq!(cfgs[0].regex.as_str(), "(.*)");
         assert_eq!(cfgs[0].replacement, "$1");
-    }
-
-    #[test]
-    fn missing_source_labels_are_empty() {
-        check(
-            "missing in the middle",
-            &[("a", "x"), ("c", "z")],
-            "- {source_labels: [a, b, c], target_label: d}",
-            Some(&[("a", "x"), ("c", "z"), ("d", "x;;z")]),
-        );
-        check(
-            "all missing: regex sees the empty string",
-            &[("a", "x")],
-            "- {source_labels: [nope], regex: '', action: keep}",
-            Some(&[("a", "x")]),
-        );
-        check(
-            "copying a missing label deletes the target",
-            &[("a", "x"), ("b", "old")],
-            "- {source_labels: [missing], target_label: b}",
-            Some(&[("a", "x")]),
-        );
-        check(
-            "keepequal: missing source equals missing target",
-            &[("a", "x")],
-            "- {source_labels: [m1], target_label: m2, action: keepequal}",
-            Some(&[("a", "x")]),
-        );
-        check(
-            "dropequal: missing source equals missing target",
-            &[("a", "x")],
-            "- {source_labels: [m1], target_label: m2, action: dropequal}",
-            None,
-        );
-    }
-
-    #[test]
-    fn replace_fast_path_and_static_values() {
-        // No source labels: the input is "" and the default regex matches it.
-        check(
-            "static label",
-            &[("a", "x")],
-            "- {target_label: cluster, replacement: dev-us-central-0}",
-            Some(&[("a", "x"), ("cluster", "dev-us-central-0")]),
-        );
-        check(
-            "static empty replacement deletes",
-            &[("a", "x"), ("cluster", "old")],
-            "- {target_label: cluster, replacement: ''}",
-            Some(&[("a", "x")]),
-        );
-        // From Prometheus' BenchmarkRelabel "static label pair".
-        check(
-            "${0} of an empty input",
-            &[("job", "foo"), ("dropped", "x")],
-            "- {replacement: dropped, target_label: '${0}'}\n- {replacement: '${0}', target_label: dropped}",
-            Some(&[("job", "foo")]),
-        );
-        check(
-            "explicit default regex on an empty input",
-            &[("a", "x")],
-            "- {source_labels: [nope], regex: '(.*)', target_label: t, replacement: lit}",
-            Some(&[("a", "x"), ("t", "lit")]),
-        );
     }
 
     #[test]
@@ -1329,85 +1074,7 @@ mod tests {
     }
 
     #[test]
-    fn templated_target_labels() {
-        check(
-            "prefix and group",
-            &[("a", "web-01")],
-            "- {source_labels: [a], regex: '(\\w+)-(\\d+)', target_label: 'host_${1}', replacement: '$2'}",
-            Some(&[("a", "web-01"), ("host_web", "01")]),
-        );
-        check(
-            "$1 followed by letters in the target",
-            &[("a", "web-01")],
-            "- {source_labels: [a], regex: '(\\w+)-(\\d+)', target_label: '$1x', replacement: v}",
-            Some(&[("a", "web-01")]),
-        );
-        // Legacy names: a target expanding to an invalid name changes nothing.
-        check_with(
-            NameValidationScheme::Legacy,
-            "legacy: invalid expanded target",
-            &[("a", "web.01")],
-            "- {source_labels: [a], regex: '(.*)', target_label: '${1}', replacement: v}",
-            Some(&[("a", "web.01")]),
-        );
-        check_with(
-            NameValidationScheme::Utf8,
-            "utf8: any non-empty expanded target",
-            &[("a", "web.01")],
-            "- {source_labels: [a], regex: '(.*)', target_label: '${1}', replacement: v}",
-            Some(&[("a", "web.01"), ("web.01", "v")]),
-        );
-        check_with(
-            NameValidationScheme::Legacy,
-            "legacy: valid expanded target",
-            &[("a", "web_01")],
-            "- {source_labels: [a], regex: '(.*)', target_label: '${1}', replacement: v}",
-            Some(&[("a", "web_01"), ("web_01", "v")]),
-        );
-    }
-
-    #[test]
-    fn replace_overwrites_and_deletes() {
-        check(
-            "overwrite",
-            &[("a", "new"), ("b", "old")],
-            "- {source_labels: [a], target_label: b}",
-            Some(&[("a", "new"), ("b", "new")]),
-        );
-        check(
-            "unmatched optional group gives an empty value: delete",
-            &[("a", "b"), ("t", "old")],
-            "- {source_labels: [a], regex: '(a)?b', target_label: t, replacement: '$1'}",
-            Some(&[("a", "b")]),
-        );
-        check(
-            "regex must match the whole input",
-            &[("a", "xfoox")],
-            "- {source_labels: [a], regex: 'foo', target_label: t, replacement: y}",
-            Some(&[("a", "xfoox")]),
-        );
-        check(
-            "case-insensitive flag",
-            &[("a", "FOO")],
-            "- {source_labels: [a], regex: '(?i)foo', target_label: t, replacement: y}",
-            Some(&[("a", "FOO"), ("t", "y")]),
-        );
-    }
-
-    #[test]
     fn case_actions() {
-        check(
-            "lowercase of a missing label deletes the target",
-            &[("a", "x"), ("t", "old")],
-            "- {source_labels: [missing], action: lowercase, target_label: t}",
-            Some(&[("a", "x")]),
-        );
-        check(
-            "lowercase joins sources",
-            &[("a", "AB"), ("b", "Cd")],
-            "- {source_labels: [a, b], action: lowercase, target_label: t}",
-            Some(&[("a", "AB"), ("b", "Cd"), ("t", "ab;cd")]),
-        );
         // Go maps character by character with simple case mappings.
         assert_eq!(go_to_upper("straße"), "STRAßE");
         assert_eq!(go_to_upper("ǆ ﬁ ᾳ ᾀ ᾈ ŉ"), "Ǆ ﬁ ᾼ ᾈ ᾈ ŉ");
@@ -1441,77 +1108,6 @@ mod tests {
         let mut l = ls(&[("a", "foo")]);
         assert!(process(&mut l, &[cfg]));
         assert_eq!(l, ls(&[("a", "foo")]));
-    }
-
-    #[test]
-    fn labelmap_semantics() {
-        check(
-            "values are copied, sources kept",
-            &[
-                ("__meta_consul_service_metadata_team", "infra"),
-                ("job", "x"),
-            ],
-            "- {regex: '__meta_consul_service_metadata_(.+)', action: labelmap}",
-            Some(&[
-                ("__meta_consul_service_metadata_team", "infra"),
-                ("job", "x"),
-                ("team", "infra"),
-            ]),
-        );
-        check(
-            "overwrites an existing label",
-            &[("__meta_x_job", "new"), ("job", "old")],
-            "- {regex: '__meta_x_(.+)', action: labelmap}",
-            Some(&[("__meta_x_job", "new"), ("job", "new")]),
-        );
-        check(
-            "collisions: the last name in order wins",
-            &[
-                ("__meta_consul_metadata_k", "node"),
-                ("__meta_consul_service_metadata_k", "service"),
-            ],
-            "- {regex: '__meta_consul_(?:service_)?metadata_(.+)', action: labelmap}",
-            Some(&[
-                ("__meta_consul_metadata_k", "node"),
-                ("__meta_consul_service_metadata_k", "service"),
-                ("k", "service"),
-            ]),
-        );
-        check(
-            "reads a snapshot: copies are not copied again",
-            &[("a", "1"), ("b", "2")],
-            "- {regex: '(.*)', replacement: 'x$1', action: labelmap}",
-            Some(&[("a", "1"), ("b", "2"), ("xa", "1"), ("xb", "2")]),
-        );
-        check(
-            "literal replacement",
-            &[("x1", "a"), ("x2", "b"), ("y", "c")],
-            "- {regex: 'x.', replacement: x, action: labelmap}",
-            Some(&[("x", "b"), ("x1", "a"), ("x2", "b"), ("y", "c")]),
-        );
-        // As in Prometheus the new name is not validated.
-        check(
-            "may create an empty name",
-            &[("ab", "v")],
-            "- {regex: 'ab(.*)', replacement: '$1', action: labelmap}",
-            Some(&[("", "v"), ("ab", "v")]),
-        );
-    }
-
-    #[test]
-    fn labeldrop_labelkeep_whole_names() {
-        check(
-            "labeldrop is anchored",
-            &[("tmp", "1"), ("tmpx", "2"), ("xtmp", "3")],
-            "- {regex: tmp, action: labeldrop}",
-            Some(&[("tmpx", "2"), ("xtmp", "3")]),
-        );
-        check(
-            "labelkeep can drop everything",
-            &[("a", "1")],
-            "- {regex: zzz, action: labelkeep}",
-            Some(&[]),
-        );
     }
 
     #[test]
