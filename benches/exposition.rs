@@ -1,11 +1,11 @@
 //! Throughput of the scrape exposition parsers on a node_exporter-sized body
-//! (~500 samples, `sample_node_exporter_payload`), in both formats and on both
+//! (~500 samples, `sonde_harness::payload::node_exporter_payload`), in both formats and on both
 //! scrape-cache paths: `next` only (cache hit: series text + value) and `next` +
 //! `labels_into` (cache miss: every label unescaped and checked).
 #![allow(missing_docs)]
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use sonde::scrape::exposition::{sample_node_exporter_payload, Entry, Format, Parser};
+use sonde::scrape::exposition::{Entry, Format, Parser};
 use std::time::{Duration, Instant};
 
 /// Parses the whole body; returns (samples, a checksum so nothing is optimised away).
@@ -27,7 +27,9 @@ fn parse(body: &[u8], format: Format, labels: bool) -> (usize, usize) {
 }
 
 fn bodies() -> [(&'static str, Vec<u8>, Format); 2] {
-    let text = sample_node_exporter_payload();
+    let text = sonde_harness::payload::node_exporter_payload(&|v| {
+        sonde::gocompat::strconv::format_float(v, 'g', -1)
+    });
     // OpenMetrics has no `untyped`; everything else in the payload is valid OM.
     let om = text.replace(" untyped\n", " unknown\n") + "# EOF\n";
     [

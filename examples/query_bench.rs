@@ -25,9 +25,8 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::Read as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,9 +36,9 @@ use bytes::Bytes;
 use clap::Parser;
 use sonde::remote::pb::SeriesInput;
 use sonde::remote::{compress_snappy, encode_write_v1};
-
-/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ; 100 on Linux).
-const USER_HZ: f64 = 100.0;
+use sonde_harness::free_port;
+use sonde_harness::proc::{cpu_seconds, spawn_logged, truncate};
+use sonde_harness::stats::median;
 
 const COUNTER: &str = "bench_requests_total";
 const HISTOGRAM: &str = "bench_latency_seconds_bucket";
@@ -474,29 +473,7 @@ impl Server {
     }
 
     fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let t0 = Instant::now();
-        while t0.elapsed() < self.stop_timeout {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!(
-            "  {} did not exit {:?} after SIGTERM; sending SIGKILL",
-            self.kind.name(),
-            self.stop_timeout
-        );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        sonde_harness::proc::stop(&mut self.child, self.kind.name(), self.stop_timeout);
     }
 }
 
@@ -506,92 +483,15 @@ impl Drop for Server {
     }
 }
 
-/// Spawns `bin args` in `dir`, appending stdout and stderr to `log`.
-fn spawn_logged(bin: &Path, args: &[OsString], dir: &Path, log: &Path) -> Result<Child> {
-    let out = fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let err = out.try_clone()?;
-    let shown: Vec<String> = args
-        .iter()
-        .map(|s| s.to_string_lossy().into_owned())
-        .collect();
-    println!("  start: {} {}", bin.display(), shown.join(" "));
-    Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .current_dir(dir)
-        .spawn()
-        .with_context(|| format!("spawning {}", bin.display()))
-}
-
-fn truncate(s: &str, n: usize) -> &str {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
-fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
-/// utime + stime of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = s
-        .rfind(')')
-        .and_then(|i| s.get(i + 1..))
-        .ok_or_else(|| anyhow!("bad /proc/{pid}/stat"))?;
-    // Fields after the comm: state is field 3, utime 14, stime 15.
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let get = |field: usize| -> Result<f64> {
-        Ok(f.get(field - 3)
-            .ok_or_else(|| anyhow!("short /proc/{pid}/stat"))?
-            .parse::<u64>()? as f64)
-    };
-    Ok((get(14)? + get(15)?) / USER_HZ)
-}
-
-/// First non-empty line of `bin --version` (VictoriaMetrics: `-version`); for
-/// a binary without version output (Debian's victoria-metrics), its package's version.
+/// The server's version: `--version` (VictoriaMetrics: `-version`), or
+/// its Debian package's.
 fn version_line(kind: Kind, bin: &Path) -> String {
     let flag = if kind == Kind::Victoria {
         "-version"
     } else {
         "--version"
     };
-    let out = match Command::new(bin).arg(flag).stdin(Stdio::null()).output() {
-        Ok(o) => {
-            let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-            s.push_str(&String::from_utf8_lossy(&o.stderr));
-            s.lines()
-                .find(|l| !l.trim().is_empty())
-                .map(|l| l.trim().to_string())
-        }
-        Err(e) => return format!("({e})"),
-    };
-    out.or_else(|| dpkg_version(bin))
-        .unwrap_or_else(|| "(no version output)".into())
-}
-
-/// `<package> <version> (dpkg)` of the Debian package owning `bin`.
-fn dpkg_version(bin: &Path) -> Option<String> {
-    let bin = fs::canonicalize(bin).ok()?;
-    let o = Command::new("dpkg-query")
-        .arg("-S")
-        .arg(&bin)
-        .output()
-        .ok()?;
-    let owner = String::from_utf8_lossy(&o.stdout);
-    let pkg = owner.lines().next()?.split(':').next()?.trim().to_string();
-    let o = Command::new("dpkg-query")
-        .args(["-W", "-f=${Version}", &pkg])
-        .output()
-        .ok()?;
-    let v = String::from_utf8_lossy(&o.stdout).trim().to_string();
-    (o.status.success() && !v.is_empty()).then(|| format!("{pkg} {v} (dpkg)"))
+    sonde_harness::install::version_line(bin, flag)
 }
 
 // ---------------------------------------------------------------- ingest
@@ -973,15 +873,6 @@ struct Measured {
     series: usize,
     points: u64,
     bytes: u64,
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    match v.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => v[n / 2],
-        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
-    }
 }
 
 /// Warm-up plus `runs` timed runs.

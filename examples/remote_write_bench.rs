@@ -21,9 +21,8 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fs;
 use std::io::Read as _;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -34,9 +33,8 @@ use clap::Parser;
 use sonde::remote::pb::SeriesInput;
 use sonde::remote::{compress_snappy, encode_write_v1};
 use sonde_engine::workload::{Workload, WorkloadConfig};
-
-/// Clock ticks per second of `/proc/<pid>/stat` (USER_HZ; 100 on Linux).
-const USER_HZ: f64 = 100.0;
+use sonde_harness::free_port;
+use sonde_harness::proc::{cpu_seconds, spawn_logged, truncate};
 
 #[derive(Parser, Debug)]
 #[command(about = "Remote-write ingest benchmark: sonde vs Prometheus vs VictoriaMetrics")]
@@ -351,84 +349,14 @@ impl Server {
     }
 
     fn stop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let pid = self.child.id().to_string();
-        let _ = Command::new("kill")
-            .args(["-TERM", &pid])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let t0 = Instant::now();
-        while t0.elapsed() < self.stop_timeout {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        eprintln!(
-            "  {} did not exit {:?} after SIGTERM; sending SIGKILL",
-            self.kind.name(),
-            self.stop_timeout
-        );
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        sonde_harness::proc::stop(&mut self.child, self.kind.name(), self.stop_timeout);
     }
-}
-
-/// Spawns `bin args` in `dir`, appending stdout and stderr to `log`.
-fn spawn_logged(bin: &Path, args: &[OsString], dir: &Path, log: &Path) -> Result<Child> {
-    let out = fs::OpenOptions::new().create(true).append(true).open(log)?;
-    let err = out.try_clone()?;
-    let shown: Vec<String> = args
-        .iter()
-        .map(|s| s.to_string_lossy().into_owned())
-        .collect();
-    println!("  start: {} {}", bin.display(), shown.join(" "));
-    Command::new(bin)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(out))
-        .stderr(Stdio::from(err))
-        .current_dir(dir)
-        .spawn()
-        .with_context(|| format!("spawning {}", bin.display()))
 }
 
 impl Drop for Server {
     fn drop(&mut self) {
         self.stop();
     }
-}
-
-fn truncate(s: &str, n: usize) -> &str {
-    match s.char_indices().nth(n) {
-        Some((i, _)) => &s[..i],
-        None => s,
-    }
-}
-
-fn free_port() -> Result<u16> {
-    let l = TcpListener::bind("127.0.0.1:0")?;
-    Ok(l.local_addr()?.port())
-}
-
-/// utime + stime of `pid`, in seconds.
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = s
-        .rfind(')')
-        .and_then(|i| s.get(i + 1..))
-        .ok_or_else(|| anyhow!("bad /proc/{pid}/stat"))?;
-    // Fields after the comm: state is field 3, utime 14, stime 15.
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let get = |field: usize| -> Result<f64> {
-        Ok(f.get(field - 3)
-            .ok_or_else(|| anyhow!("short /proc/{pid}/stat"))?
-            .parse::<u64>()? as f64)
-    };
-    Ok((get(14)? + get(15)?) / USER_HZ)
 }
 
 #[derive(Clone, Debug)]
@@ -961,24 +889,15 @@ fn verify_series(
     }
 }
 
+/// The server's version: `--version` (VictoriaMetrics: `-version`), or
+/// its Debian package's.
 fn version_line(kind: Kind, bin: &Path) -> String {
     let flag = if kind == Kind::Victoria {
         "-version"
     } else {
         "--version"
     };
-    match Command::new(bin).arg(flag).stdin(Stdio::null()).output() {
-        Ok(o) => {
-            let mut s = String::from_utf8_lossy(&o.stdout).into_owned();
-            s.push_str(&String::from_utf8_lossy(&o.stderr));
-            s.lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("(no version output)")
-                .trim()
-                .to_string()
-        }
-        Err(e) => format!("({e})"),
-    }
+    sonde_harness::install::version_line(bin, flag)
 }
 
 fn print_restart_table(a: &Args, results: &[RunResult]) {

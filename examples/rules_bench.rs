@@ -14,8 +14,9 @@
 
 use anyhow::{anyhow, Context as _, Result};
 use clap::Parser;
+use sonde_harness::free_port;
+use sonde_harness::proc::cpu_seconds;
 use std::fs;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -54,22 +55,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-fn cpu_seconds(pid: u32) -> Result<f64> {
-    let s = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let rest = s
-        .rfind(')')
-        .and_then(|i| s.get(i + 1..))
-        .ok_or_else(|| anyhow!("bad stat"))?;
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let u: f64 = f.get(11).ok_or_else(|| anyhow!("short stat"))?.parse()?;
-    let k: f64 = f.get(12).ok_or_else(|| anyhow!("short stat"))?.parse()?;
-    Ok((u + k) / 100.0)
 }
 
 fn start(name: &'static str, bin: &Path, dir: &Path, cfg: &Path) -> Result<Server> {

@@ -1,17 +1,18 @@
-//! A deterministic node_exporter-like scrape body, for benchmarks and tests
-//! (kept here, beside the parser it feeds, until the shared test/bench support exists).
-
-use super::*;
+//! A deterministic node_exporter-like scrape body, for benchmarks and tests.
+//!
+//! Values are written by a formatter the caller passes: sonde's callers
+//! pass Go's `%g` (`sonde::gocompat::strconv::format_float(v, 'g', -1)`),
+//! as Go's client library writes them, so that this crate needs nothing of
+//! sonde and Go's formatting stays written once.
 
 /// A scrape body like node_exporter 1.5 on an 8-CPU Linux host serves (~500
 /// samples): HELP/TYPE for every family, counters, gauges, untyped, info-style
 /// gauges, a summary (`go_gc_duration_seconds`) and a histogram, labels such as
 /// `cpu`/`mode`/`device`/`mountpoint`, values formatted as Go's client library
 /// formats them. Deterministic. For benchmarks and tests.
-#[doc(hidden)]
 #[rustfmt::skip]
-pub fn sample_node_exporter_payload() -> String {
-    let mut g = PayloadGen::default();
+pub fn node_exporter_payload(format_value: &dyn Fn(f64) -> String) -> String {
+    let mut g = PayloadGen { out: String::new(), seed: 0, format_value };
     g.family("go_gc_duration_seconds", "A summary of the pause duration of garbage collection cycles.", "summary");
     for (q, v) in [("0", 2.3814e-05), ("0.25", 4.0121e-05), ("0.5", 5.3457e-05), ("0.75", 7.3061e-05), ("1", 0.003218916)] {
         g.sample("go_gc_duration_seconds", &[("quantile", q)], v);
@@ -274,20 +275,20 @@ pub fn sample_node_exporter_payload() -> String {
     g.out
 }
 
-/// Builds [`sample_node_exporter_payload`] line by line.
-#[derive(Default)]
-pub(super) struct PayloadGen {
-    pub(super) out: String,
-    pub(super) seed: u64,
+/// Builds [`node_exporter_payload`] line by line.
+struct PayloadGen<'f> {
+    out: String,
+    seed: u64,
+    format_value: &'f dyn Fn(f64) -> String,
 }
 
-impl PayloadGen {
-    pub(super) fn family(&mut self, name: &str, help: &str, kind: &str) {
+impl PayloadGen<'_> {
+    fn family(&mut self, name: &str, help: &str, kind: &str) {
         use std::fmt::Write as _;
         let _ = write!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
     }
 
-    pub(super) fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], v: f64) {
         self.out.push_str(name);
         if !labels.is_empty() {
             let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
@@ -296,23 +297,36 @@ impl PayloadGen {
             self.out.push('}');
         }
         self.out.push(' ');
-        self.out.push_str(&format_float(v, 'g', -1));
+        self.out.push_str(&(self.format_value)(v));
         self.out.push('\n');
     }
 
     /// A family with one unlabelled sample.
-    pub(super) fn single(&mut self, name: &str, help: &str, kind: &str, v: f64) {
+    fn single(&mut self, name: &str, help: &str, kind: &str, v: f64) {
         self.family(name, help, kind);
         self.sample(name, &[], v);
     }
 
     /// A pseudo-random value in `[0, scale)` with two decimals.
-    pub(super) fn random(&mut self, scale: f64) -> f64 {
+    fn random(&mut self, scale: f64) -> f64 {
         self.seed = self
             .seed
             .wrapping_mul(6_364_136_223_846_793_005)
             .wrapping_add(1_442_695_040_888_963_407);
         let r = (self.seed >> 11) as f64 / (1u64 << 53) as f64;
         (r * scale * 100.0).round() / 100.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn deterministic_and_shaped_like_node_exporter() {
+        let f = |v: f64| format!("{v}");
+        let a = super::node_exporter_payload(&f);
+        assert_eq!(a, super::node_exporter_payload(&f));
+        let samples = a.lines().filter(|l| !l.starts_with('#')).count();
+        assert!((400..800).contains(&samples), "{samples} samples");
+        assert!(a.contains("# TYPE go_gc_duration_seconds summary\n"));
     }
 }

@@ -43,7 +43,6 @@ use std::fmt;
 
 mod lex;
 mod parser;
-mod payload;
 #[cfg(test)]
 mod tests;
 
@@ -52,7 +51,6 @@ use lex::*;
 
 pub use crate::gocompat::format_openmetrics_float;
 pub use parser::{series_belongs_to_family, Parser};
-pub use payload::sample_node_exporter_payload;
 
 /// The two text exposition formats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -987,7 +987,9 @@ fn family_membership() {
 
 #[test]
 fn node_exporter_payload_parses_in_both_formats() {
-    let body = sample_node_exporter_payload();
+    let body = sonde_harness::payload::node_exporter_payload(&|v| {
+        crate::gocompat::strconv::format_float(v, 'g', -1)
+    });
     let s = samples(Format::PrometheusText, body.as_bytes());
     assert!((480..=540).contains(&s.len()), "{} samples", s.len());
     let mut buf = Vec::new();
