@@ -1,46 +1,20 @@
 //! Write-ahead log: durable, checksummed, append-only storage of opaque record
 //! payloads, with crash repair, checkpoints and group-committed fsyncs.
 //!
-//! # On-disk layout
-//!
-//! ```text
-//! <wal dir>/
-//!   00000000, 00000001, ...      segments, 8 decimal digits, contiguous indexes
-//!   checkpoint.NNNNNNNN/         records equivalent to all segments <= NNNNNNNN
-//!     00000000                   one file in segment format
-//!   checkpoint.NNNNNNNN.tmp/     checkpoint being written; removed at open
-//!   corrupt-<unix-millis>/       data moved aside by repair; never read again
-//!
-//! segment file (and checkpoint file):
-//!   offset 0  magic    4 bytes  "SWAL" (0x53 0x57 0x41 0x4C)
-//!   offset 4  version  u32 LE   1
-//!   offset 8  records, back to back, until end of file:
-//!
-//! record frame:
-//!   +0  len      u32 LE   payload length in bytes (<= 1 GiB)
-//!   +4  crc      u32 LE   CRC-32 (IEEE, crc32fast) over the 4 len bytes then the payload
-//!   +8  payload  len bytes, opaque (defined by the head)
-//! ```
-//!
-//! A zero-length file is a valid empty segment. All-zero bytes never form a
-//! valid frame (the CRC of four zero bytes is 0x2144DF1C, not 0). A record
+//! The bytes — directory layout, segment header, record frame, checkpoints,
+//! `corrupt-*/` — are specified in `engine/FORMAT.md` ("WAL", "Segment
+//! file", "Record payloads"); the constants here are named there. A record
 //! never spans segments; a batch given to one [`Wal::log`] call is framed
 //! into one buffer and written with one `pwrite(2)` into one segment.
 //!
 //! # Repair at open
 //!
 //! Files are replayed in order: the newest complete checkpoint, then the
-//! segments after it. The first bad frame (short header, short payload,
-//! oversized length, CRC mismatch, bad segment header, missing segment) ends
-//! the replay:
-//!
-//! * *torn tail*: the bad frame is in the highest-numbered segment and no valid
-//!   frame starts anywhere after it. The segment is truncated to the last valid
-//!   record (to 0 if its header is incomplete) and fsynced.
-//! * *corruption*: anything else. The bytes from the bad offset on are copied
-//!   into `corrupt-<millis>/<name>.from-<offset>`, the file is truncated to the
-//!   bad offset, and every later file is moved into that directory. Nothing is
-//!   deleted. Replay therefore always yields a prefix of what was logged.
+//! segments after it. The first bad frame ends the replay. A torn tail in
+//! the newest segment is truncated away; anything else is *corruption*: the
+//! bytes from the bad offset on, and every later file, are moved aside into
+//! `corrupt-<millis>/`, never deleted, so replay always yields a prefix of
+//! what was logged (FORMAT.md "Repair at open" has the exact rules).
 //!
 //! A segment whose header has the right magic but an unknown version makes
 //! [`Wal::open`] fail with [`Error::UnsupportedVersion`] (a newer format is
