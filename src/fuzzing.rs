@@ -341,6 +341,10 @@ fn promql_store() -> Option<sonde_engine::db::Db> {
         }
     }
     app.commit().ok()?;
+    // The data is in the head (memory) now and nothing writes again
+    // (`background: false`): the directory can go at once, so no fuzz or
+    // test process leaves one behind in the temp dir.
+    let _ = std::fs::remove_dir_all(&dir);
     Some(db)
 }
 

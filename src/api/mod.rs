@@ -11,6 +11,7 @@ pub mod params;
 pub(crate) mod push;
 mod query;
 mod read;
+mod remote_read;
 mod rules;
 mod status;
 mod targets;
@@ -74,7 +75,7 @@ impl ErrorType {
         }
     }
 
-    fn status(self) -> StatusCode {
+    pub(crate) fn status(self) -> StatusCode {
         match self {
             ErrorType::BadData => StatusCode::BAD_REQUEST,
             ErrorType::Execution => StatusCode::UNPROCESSABLE_ENTITY,
@@ -376,7 +377,7 @@ pub fn router(state: Arc<AppState>) -> Router {
                 push::MAX_COMPRESSED_BODY,
             )),
         )
-        .route("/api/v1/read", post(push::remote_read))
+        .route("/api/v1/read", post(remote_read::remote_read))
         .route(
             "/api/v2/write",
             post(push::influx_v2).layer(axum::extract::DefaultBodyLimit::max(

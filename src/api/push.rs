@@ -1,5 +1,6 @@
-//! Push endpoints: Prometheus remote write (1.0 and 2.0), remote read, and
-//! the InfluxDB line protocol (`/api/v2/write`, `/write`).
+//! Push endpoints: Prometheus remote write (1.0 and 2.0) and the InfluxDB
+//! line protocol (`/api/v2/write`, `/write`). They decode and answer; the
+//! pipeline from decoded series to the engine is `crate::ingest`.
 //!
 //! Status codes follow the remote-write spec: 204 when everything was
 //! written; 400 when a sample or series is permanently rejected (valid ones
@@ -18,7 +19,6 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use sonde_engine::Matcher;
 use std::sync::Arc;
 
 /// Largest compressed remote-write body.
@@ -27,7 +27,7 @@ pub const MAX_COMPRESSED_BODY: usize = 32 << 20;
 /// request's own task (see `remote_write`).
 const INLINE_BODY: usize = 128 << 10;
 
-fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+pub(super) fn text(status: StatusCode, msg: impl Into<String>) -> Response {
     (
         status,
         [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
@@ -74,7 +74,7 @@ fn proto_of(headers: &HeaderMap) -> Result<Proto, Response> {
     }
 }
 
-fn decode_error(e: RemoteError) -> Response {
+pub(super) fn decode_error(e: RemoteError) -> Response {
     match e {
         RemoteError::TooLarge { .. } => text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
         e => text(StatusCode::BAD_REQUEST, e.to_string()),
@@ -240,123 +240,6 @@ pub(crate) async fn decode_permit(
 
 /// How long a large request waits for decode memory before it gets a 503.
 const DECODE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// `POST /api/v1/read`: sampled responses (one `ReadResponse`, snappy).
-pub async fn remote_read(State(st): State<Arc<AppState>>, body: Bytes) -> Response {
-    let storage = match st.storage() {
-        Ok(s) => s.clone(),
-        Err(_) => return text(StatusCode::SERVICE_UNAVAILABLE, "storage is starting up"),
-    };
-    let limit = st.flags.query_max_samples;
-    let _permit = match decode_permit(&st, &body).await {
-        Ok(p) => p,
-        Err(r) => return r,
-    };
-    let res = super::bounded_read(&st, move |deadline| {
-        Ok(read_inner(&storage, &body, limit, deadline))
-    })
-    .await;
-    match res {
-        Ok(Ok(b)) => (
-            StatusCode::OK,
-            [
-                (header::CONTENT_TYPE, "application/x-protobuf"),
-                (header::CONTENT_ENCODING, "snappy"),
-            ],
-            b,
-        )
-            .into_response(),
-        Ok(Err(r)) => r,
-        Err(e) => e.into_response(),
-    }
-}
-
-/// Decodes a remote-read request and answers it (sampled responses).
-fn read_inner(
-    storage: &Storage,
-    body: &[u8],
-    limit: u64,
-    deadline: std::time::Instant,
-) -> Result<Vec<u8>, Response> {
-    {
-        let raw = remote::decompress_snappy(body, MAX_DECODED_BODY).map_err(decode_error)?;
-        let req = remote::decode_read_request(&raw).map_err(decode_error)?;
-        let mut results = Vec::with_capacity(req.queries.len());
-        let mut total: u64 = 0;
-        for q in &req.queries {
-            let mut ms = Vec::new();
-            for m in &q.matchers {
-                let kind = match m.r#type {
-                    0 => sonde_engine::MatchType::Equal,
-                    1 => sonde_engine::MatchType::NotEqual,
-                    2 => sonde_engine::MatchType::Regex,
-                    3 => sonde_engine::MatchType::NotRegex,
-                    t => {
-                        return Err(text(
-                            StatusCode::BAD_REQUEST,
-                            format!("unknown matcher type {t}"),
-                        ))
-                    }
-                };
-                ms.push(
-                    Matcher::new(kind, m.name.clone(), m.value.clone())
-                        .map_err(|e| text(StatusCode::BAD_REQUEST, e.to_string()))?,
-                );
-            }
-            let querier = storage
-                .db
-                .querier(q.start_timestamp_ms, q.end_timestamp_ms)
-                .map_err(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            let series = querier
-                .select(&ms)
-                .map_err(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
-            let mut out = Vec::with_capacity(series.len());
-            for s in series {
-                if std::time::Instant::now() > deadline {
-                    return Err(super::read_timeout("reading the data").into_response());
-                }
-                let mut samples = Vec::new();
-                let mut it = s.iter();
-                while let Some((ts, vs)) = it
-                    .next_batch()
-                    .map_err(|e| text(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?
-                {
-                    total += ts.len() as u64;
-                    if total > limit {
-                        return Err(text(
-                            StatusCode::BAD_REQUEST,
-                            format!("exceeded sample limit ({limit})"),
-                        ));
-                    }
-                    samples.extend(ts.iter().zip(vs).map(|(&t, &v)| remote::pb::Sample {
-                        value: v,
-                        timestamp: t,
-                    }));
-                }
-                if samples.is_empty() {
-                    continue;
-                }
-                let labels = s
-                    .labels
-                    .iter()
-                    .map(|l| remote::pb::Label {
-                        name: l.name.to_string(),
-                        value: l.value.to_string(),
-                    })
-                    .collect();
-                out.push(remote::pb::TimeSeries {
-                    labels,
-                    samples,
-                    exemplars: Vec::new(),
-                    histograms: Vec::new(),
-                });
-            }
-            results.push(remote::pb::QueryResult { timeseries: out });
-        }
-        let bytes = remote::encode_read_response(&remote::pb::ReadResponse { results });
-        Ok(remote::compress_snappy(&bytes))
-    }
-}
 
 /// `POST /api/v2/write` (InfluxDB 2 API).
 pub async fn influx_v2(State(st): State<Arc<AppState>>, uri: Uri, body: Bytes) -> Response {

@@ -19,6 +19,8 @@ pub enum FloatError {
 }
 
 /// Go's `strconv.ParseFloat(s, 64)` restricted as Prometheus restricts it.
+/// Inlined: it is the scrape parsers' per-sample hot path.
+#[inline]
 pub fn parse_float(s: &[u8]) -> Result<f64, FloatError> {
     // `p`, `P` and `_` are outside the grammar below, so they can only make it
     // fail; Prometheus reports them specially.
