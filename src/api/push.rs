@@ -74,6 +74,20 @@ fn proto_of(headers: &HeaderMap) -> Result<Proto, Response> {
     }
 }
 
+/// A failed commit, answered as plain text with the status of the one
+/// storage-error mapping (`From<sonde_engine::Error> for ApiError`), and
+/// `Retry-After` when the same request will work later (disk full).
+fn commit_failed(e: CommitError) -> Response {
+    let e = super::ApiError::from(e.0);
+    let retry = e.kind == super::ErrorType::Retry;
+    let mut r = text(e.kind.status(), e.message);
+    if retry {
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+    }
+    r
+}
+
 pub(super) fn decode_error(e: RemoteError) -> Response {
     match e {
         RemoteError::TooLarge { .. } => text(StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
@@ -166,13 +180,7 @@ fn respond(
     committed: Result<(), CommitError>,
 ) -> Response {
     let mut resp = match committed {
-        Err(CommitError::Retry(m)) => {
-            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, m);
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            r
-        }
-        Err(CommitError::Fatal(m)) => text(StatusCode::INTERNAL_SERVER_ERROR, m),
+        Err(e) => commit_failed(e),
         Ok(()) => match stats_rejection.or(out.first_rejection.clone()) {
             Some(msg) => {
                 let more = if out.rejected > 1 {
@@ -297,13 +305,7 @@ async fn influx(
     st.metrics.influx_points.add(out.samples);
     st.metrics.influx_bad_lines.add(report.failed_lines as u64);
     match committed {
-        Err(CommitError::Retry(m)) => {
-            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, m);
-            r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
-            r
-        }
-        Err(CommitError::Fatal(m)) => text(StatusCode::INTERNAL_SERVER_ERROR, m),
+        Err(e) => commit_failed(e),
         Ok(()) => {
             if let Some(b) = lp::error_body(api, &body, &report) {
                 json(StatusCode::BAD_REQUEST, b)

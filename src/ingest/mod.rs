@@ -65,24 +65,18 @@ impl Outcome {
     }
 }
 
-/// Outcome of the storage commit.
-pub enum CommitError {
-    /// Transient (disk full, a failed fsync): the sender should retry.
-    Retry(String),
-    /// Anything else.
-    Fatal(String),
-}
+/// The storage commit failed; the engine's error, typed, so that the HTTP
+/// side answers it with the one status mapping (`From<sonde_engine::Error>
+/// for ApiError`: a full disk or a failed fsync is a 503 to retry, anything
+/// else a 500 naming what failed).
+#[derive(Debug)]
+pub struct CommitError(pub sonde_engine::Error);
 
 pub(crate) fn commit(m: &IngestStats, app: &mut sonde_engine::Appender) -> Result<(), CommitError> {
     let started = Instant::now();
     let r = app.commit();
     m.commit_duration.observe(started.elapsed().as_secs_f64());
-    r.map_err(|e| match e {
-        e @ (sonde_engine::Error::DiskFull { .. }
-        | sonde_engine::Error::FsyncFailed(_)
-        | sonde_engine::Error::LowDiskSpace { .. }) => CommitError::Retry(e.to_string()),
-        e => CommitError::Fatal(e.to_string()),
-    })
+    r.map_err(CommitError)
 }
 
 /// Appends one sample, turning the engine's typed refusals into rejections.
