@@ -537,9 +537,16 @@ impl IndexReader {
         let mut d = Decbuf::new(tbl, "index postings table", toc.table_off);
         let n = d.uvarint_max(tbl.len() as u64)?;
         let mut table = Vec::with_capacity(n);
+        // Entries name symbols: with an empty symbol table, any entry is
+        // corrupt (and `len - 1` would underflow; found by the block_index
+        // fuzz target, fuzz/regressions/block_index/crash-index-dd605f8f).
+        let max_sym = (symbols.len() as u64).checked_sub(1);
         for _ in 0..n {
-            let name = d.uvarint_max(symbols.len() as u64 - 1)? as u32;
-            let value = d.uvarint_max(symbols.len() as u64 - 1)? as u32;
+            let Some(max_sym) = max_sym else {
+                return Err(d.err("postings table has entries but the symbol table is empty"));
+            };
+            let name = d.uvarint_max(max_sym)? as u32;
+            let value = d.uvarint_max(max_sym)? as u32;
             let off = d.uvarint_max(toc.postings_len)? as u64;
             if let Some(&(pn, pv, _)) = table.last() {
                 if (pn, pv) >= (name, value) {
