@@ -10,23 +10,7 @@ use std::sync::Arc;
 
 /// Go's `strconv.FormatFloat(v, 'e', -1, 64)`, as Prometheus shows alert values.
 fn format_e(v: f64) -> String {
-    if v.is_nan() {
-        return "NaN".into();
-    }
-    if v.is_infinite() {
-        return if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        };
-    }
-    let s = format!("{v:e}");
-    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let (sign, digits) = match exp.strip_prefix('-') {
-        Some(d) => ('-', d),
-        None => ('+', exp),
-    };
-    format!("{mant}e{sign}{digits:0>2}")
+    crate::gocompat::strconv::format_float(v, 'e', -1)
 }
 
 fn alert_json(a: &ActiveAlert) -> Value {
